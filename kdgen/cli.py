@@ -1,0 +1,156 @@
+"""The `kdgen` command line: one command per registered generator, plus import, info, preview, merge."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from kdgen import manifest
+from kdgen.clitools import OneLineErrorGroup, SizeType, command_line, launcher_rank
+from kdgen.registry import GENERATORS
+from kdgen.runner import RunConfig, generate
+
+COMMON_KEYS = ("n", "size", "out", "name", "seed", "shard_size", "fmt", "quality", "workers", "rank",
+               "world_size", "overwrite", "quiet")
+
+
+def common_options(default_n: int = 10000):
+    """Options every dataset-writing command shares (the shard contract's knobs)."""
+    opts = [
+        click.option("--n", type=int, default=default_n, show_default=True, help="Number of samples in the dataset."),
+        click.option("--size", type=SizeType(), default="32", show_default=True, help="Image size: N or WxH."),
+        click.option("--out", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+                     help="Output folder."),
+        click.option("--name", default=None, help="Dataset name and shard prefix [default: generator name]."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed."),
+        click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard."),
+        click.option("--format", "fmt", default="png", show_default=True, help="Image format: png, jpg or webp."),
+        click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+                     help="jpg/webp quality."),
+        click.option("--workers", type=int, default=1, show_default=True, help="Rendering processes."),
+        click.option("--rank", type=int, default=None, help="This machine's rank [default: RANK or Slurm array]."),
+        click.option("--world-size", type=int, default=None, help="Number of machines [default: WORLD_SIZE]."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing dataset of this name."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]
+
+    def decorate(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+def run_config(generator: str, opts: dict, params: dict, **extra) -> RunConfig:
+    env_rank, env_world = launcher_rank()
+    return RunConfig(
+        generator=generator, n=opts["n"], size=opts["size"], params=params, out=opts["out"], name=opts["name"],
+        seed=opts["seed"], shard_size=opts["shard_size"], fmt=opts["fmt"], quality=opts["quality"],
+        workers=opts["workers"], rank=env_rank if opts["rank"] is None else opts["rank"],
+        world_size=env_world if opts["world_size"] is None else opts["world_size"], overwrite=opts["overwrite"],
+        command=command_line(), progress=not opts["quiet"], **extra)
+
+
+def print_summary(s: dict) -> None:
+    extra = "".join(f", {k} {v}" for k, v in sorted(s["counters"].items()))
+    kept = f" ({s['skipped_existing']} already there)" if s["skipped_existing"] else ""
+    click.echo(f"{s['name']}: wrote {s['samples']} samples in {s['shards']} shards{kept}, "
+               f"{s['bytes'] / 1e6:.1f} MB, {s['seconds']:.1f} s, {s['images_per_s']:.0f} images/s{extra} "
+               f"-> {s['out']}/{s['name']}-*.tar")
+
+
+def generator_command(gen_cls) -> click.Command:
+    def callback(**kwargs):
+        opts = {k: kwargs.pop(k) for k in COMMON_KEYS}
+        print_summary(generate(run_config(gen_cls.name, opts, kwargs)))
+
+    fn = common_options()(callback)
+    for opt in reversed(gen_cls.options):
+        fn = opt(fn)
+    return click.command(gen_cls.name, help=gen_cls.help, short_help=gen_cls.help.split(".")[0])(fn)
+
+
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log details (skipped programs, files).")
+def cli(verbose: bool) -> None:
+    """Make surrogate image datasets for knowledge distillation as WebDataset shards."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+def _register_generator_commands() -> None:
+    import kdgen.generators  # noqa: F401  (fills the registry)
+
+    for gen_cls in GENERATORS.values():
+        if getattr(gen_cls, "command", True):
+            cli.add_command(generator_command(gen_cls))
+
+
+_register_generator_commands()
+
+
+@cli.command("import-images")
+@click.argument("folder", type=click.Path(path_type=Path))
+@common_options(default_n=0)
+@click.option("--resize", type=click.Choice(["crop", "pad", "stretch"]), default="crop", show_default=True,
+              help="How to fit other aspect ratios: centre crop, letterbox, or stretch.")
+def import_images(folder: Path, resize: str, **opts) -> None:
+    """Real images from FOLDER (class subfolders become labels) into shards; --n 0 takes all."""
+    from kdgen.importer import scan_folder
+
+    files, classes, skipped = scan_folder(folder)
+    n = len(files) if opts["n"] <= 0 else min(opts["n"], len(files))
+    opts = dict(opts, n=n, name=opts["name"] or folder.resolve().name.replace(".", "_"))
+    params = {"root": str(folder.resolve()), "files": files[:n], "resize": resize}
+    summary = generate(run_config("images", opts, params, class_names=classes or None))
+    summary["counters"]["unreadable_skipped"] = skipped
+    print_summary(summary)
+
+
+@cli.command()
+@click.argument("dataset")
+def info(dataset: str) -> None:
+    """Summarise DATASET (a manifest, `data/NAME`, or a shard glob)."""
+    from kdgen.dataset import describe, resolve
+
+    click.echo(describe(resolve(dataset)))
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="PNG to write [default: DATASET-preview.png beside the shards].")
+@click.option("--count", type=click.IntRange(1, 4096), default=64, show_default=True, help="Images on the sheet.")
+@click.option("--cell", type=click.IntRange(8, 512), default=64, show_default=True, help="Pixels per image.")
+def preview(dataset: str, output: Path | None, count: int, cell: int) -> None:
+    """Write a contact sheet of DATASET's first images, for a person to look at."""
+    from kdgen.dataset import resolve
+    from kdgen.preview import contact_sheet
+
+    meta_path = resolve(dataset)
+    meta = manifest.load(meta_path)
+    output = output or meta_path.with_name(f"{meta['name']}-preview.png")
+    n = contact_sheet(meta_path, output, count=count, cell=cell)
+    click.echo(f"wrote a contact sheet of {n} images to {output}")
+
+
+@cli.command("merge-manifest")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Dataset name whose per-rank manifests to join.")
+def merge_manifest(folder: Path, name: str) -> None:
+    """Join the per-rank manifests of a multi-machine run into one manifest and _info.json."""
+    merged = manifest.merge(folder, name)
+    click.echo(f"{name}: {merged['num_samples']} samples in {len(merged['shards'])} shards")
+
+
+@cli.command("list")
+def list_generators() -> None:
+    """List the registered generators."""
+    for name, gen_cls in sorted(GENERATORS.items()):
+        click.echo(f"{name:12s} {gen_cls.help.split('.')[0]}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,3 @@
+"""Built-in generators; importing this package registers each one."""
+
+from . import images, leaves, noise  # noqa: F401

@@ -1,0 +1,76 @@
+"""Generator registry: name -> Generator class. A new generator is one module that registers itself."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar, Sequence
+
+import click
+import numpy as np
+
+GENERATORS: dict[str, type["Generator"]] = {}
+
+
+def register(cls: type["Generator"]) -> type["Generator"]:
+    """Class decorator: add a generator under its `name`."""
+    if cls.name in GENERATORS:
+        raise ValueError(f"generator {cls.name!r} registered twice")
+    GENERATORS[cls.name] = cls
+    return cls
+
+
+def get_generator(name: str) -> type["Generator"]:
+    import kdgen.generators  # noqa: F401  (registers the built-in generators)
+
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; choose one of {', '.join(sorted(GENERATORS))}")
+    return GENERATORS[name]
+
+
+class Generator:
+    """One kind of surrogate image.
+
+    Lifecycle, in each worker process: ``__init__(size, **params)`` -> ``open()`` -> ``render(...)``
+    many times -> ``close()``. ``__init__`` must be cheap and picklable-free (it runs in the parent
+    too, for validation); heavy per-process state (a GL context) belongs in ``open()``.
+    """
+
+    name: ClassVar[str]
+    help: ClassVar[str] = ""
+    # click options specific to this generator; their values arrive as keyword params.
+    options: ClassVar[list] = []
+    # samples per render() call (one task for a worker); batching generators raise it.
+    batch: ClassVar[int] = 64
+
+    def __init__(self, size: tuple[int, int], **params):
+        self.width, self.height = size
+        self.params = params
+        self.counters: Counter = Counter()
+
+    def describe(self) -> dict:
+        """JSON-able parameters recorded in the manifest and compared on resume."""
+        return dict(self.params)
+
+    def open(self) -> None:
+        """Per-process setup (called once in each worker before rendering)."""
+
+    def close(self) -> None:
+        """Release per-process resources."""
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+        """One image (uint8, HxWx3 or HxW) and its JSON-able per-sample parameters."""
+        raise NotImplementedError
+
+    def render(self, seeds: Sequence[np.random.SeedSequence]) -> list[tuple[np.ndarray, dict]]:
+        """Images for a batch of per-sample seeds, in order. Override to batch work (e.g. a GL atlas)."""
+        return [self.sample(np.random.default_rng(s)) for s in seeds]
+
+    def take_counters(self) -> Counter:
+        """Counters accumulated since the last call (rejected frames, failed programs...)."""
+        out, self.counters = self.counters, Counter()
+        return out
+
+
+def option(*args, **kwargs):
+    """A click option for a generator's `options` list (thin alias, keeps generator modules tidy)."""
+    return click.option(*args, **kwargs)

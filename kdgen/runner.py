@@ -1,0 +1,217 @@
+"""Run a generator into shards: plan, resume, render in worker processes, write, summarise."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from kdgen import manifest
+from kdgen.errors import KdgenError
+from kdgen.registry import get_generator
+from kdgen.seeding import sample_seed
+from kdgen.writer import ShardFile, check_format, encode_sample, shard_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    generator: str  # registry name
+    n: int  # total samples in the dataset (all ranks together)
+    size: tuple[int, int] = (32, 32)  # (width, height)
+    params: dict = field(default_factory=dict)  # generator-specific options
+    out: Path = Path("data")  # output folder
+    name: str | None = None  # dataset name / shard prefix (default: the generator's name)
+    seed: int = 0  # dataset seed; sample i's randomness is SeedSequence([seed, i])
+    shard_size: int = 1000  # samples per shard
+    fmt: str = "png"  # png | jpg | webp
+    quality: int = 95  # jpg/webp quality
+    workers: int = 1  # rendering processes (spawned)
+    rank: int = 0  # this machine's rank ...
+    world_size: int = 1  # ... among this many; rank r writes shards s with s % world_size == r
+    overwrite: bool = False  # replace an existing dataset of this name
+    command: str | None = None  # the command line, recorded in the manifest
+    progress: bool = True  # show a progress bar
+    class_names: list[str] | None = None  # label names, for labelled sources (imported images)
+
+
+def validate(cfg: RunConfig) -> str:
+    """Check the run's settings; returns the file extension. Raises KdgenError naming the fix."""
+    if cfg.n <= 0:
+        raise KdgenError(f"--n must be a positive number of samples, got {cfg.n}")
+    if min(cfg.size) <= 0:
+        raise KdgenError(f"--size must be positive (e.g. 32 or 64x48), got {cfg.size[0]}x{cfg.size[1]}")
+    if cfg.shard_size <= 0:
+        raise KdgenError(f"--shard-size must be positive, got {cfg.shard_size}")
+    if cfg.workers <= 0:
+        raise KdgenError(f"--workers must be at least 1, got {cfg.workers}")
+    if cfg.world_size <= 0 or not 0 <= cfg.rank < cfg.world_size:
+        raise KdgenError(f"--rank must be in 0..world_size-1, got rank {cfg.rank} of world size {cfg.world_size}")
+    if "." in (cfg.name or "") or "/" in (cfg.name or ""):
+        raise KdgenError(f"--name {cfg.name!r} may not contain '.' or '/'; use letters, digits, '-' or '_'")
+    return check_format(cfg.fmt)
+
+
+def plan(n: int, shard_size: int) -> list[tuple[int, int, int]]:
+    """(shard, first index, count) for every shard of an n-sample dataset."""
+    return [(s, s * shard_size, min(shard_size, n - s * shard_size)) for s in range(-(-n // shard_size))]
+
+
+# ---- worker side -----------------------------------------------------------------------------
+
+_worker: dict = {}
+
+
+def _init_worker(name, size, params, ext, quality, seed) -> None:
+    gen = get_generator(name)(size, **params)
+    gen.open()
+    _worker.update(gen=gen, ext=ext, quality=quality, seed=seed)
+
+
+def _render_chunk(task: tuple[int, int]) -> tuple[list[dict], Counter]:
+    start, count = task
+    gen, seed = _worker["gen"], _worker["seed"]
+    indices = range(start, start + count)
+    images = gen.render([sample_seed(seed, i) for i in indices])
+    samples = []
+    for i, (img, params) in zip(indices, images):
+        if img.shape[:2] != (gen.height, gen.width):
+            raise ValueError(f"generator {gen.name} returned {img.shape}, expected {gen.height}x{gen.width}")
+        cls = params.pop("cls", None)  # a label, where the source has one, goes into <key>.cls
+        meta = {"generator": gen.name, "index": i, "seed": seed, "params": params}
+        samples.append(encode_sample(i, img, meta, _worker["ext"], _worker["quality"], cls))
+    return samples, gen.take_counters()
+
+
+def _close_worker() -> None:
+    if "gen" in _worker:
+        _worker.pop("gen").close()
+
+
+# ---- parent side -----------------------------------------------------------------------------
+
+
+def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> dict[int, int]:
+    """Shards already complete on disk for this plan: shard -> count. Refuses conflicting datasets."""
+    out, name = Path(cfg.out), meta["name"]
+    old = manifest.load(manifest.manifest_path(out, name, cfg.rank, cfg.world_size))
+    if old is None and cfg.world_size > 1:
+        old = manifest.load(manifest.manifest_path(out, name))
+    if old is None:
+        if any((out / shard_name(name, shard)).exists() for shard, _, _ in mine):
+            raise KdgenError(f"{out} holds {name}-*.tar shards but no manifest; use --overwrite or another --name")
+        return {}
+    bad = manifest.conflicts(old, meta)
+    if bad:
+        details = "; ".join(f"{f}: existing {old.get(f)!r} vs now {meta.get(f)!r}" for f in bad)
+        raise KdgenError(f"dataset {name!r} in {out} was made with other settings ({details}); "
+                         f"rerun with the same settings, another --name, or --overwrite")
+    if old.get("complete") and old["num_samples"] > cfg.n and cfg.world_size == 1:
+        raise KdgenError(f"dataset {name!r} already has {old['num_samples']} samples, more than --n {cfg.n}; "
+                         f"use --overwrite to rewrite it smaller")
+    done = {}
+    for shard, _, count in mine:
+        path = out / shard_name(name, shard)
+        if not path.exists():
+            continue
+        have = old["shards"].get(path.name)
+        if have is None:  # killed between the rename and the manifest update
+            have = manifest.count_members(path)
+        if have == count:
+            done[shard] = count
+    return done
+
+
+def generate(cfg: RunConfig) -> dict:
+    """Make (or complete) a dataset; returns the run summary."""
+    ext = validate(cfg)
+    gen_cls = get_generator(cfg.generator)
+    try:
+        gen = gen_cls(cfg.size, **cfg.params)
+    except ValueError as err:
+        raise KdgenError(str(err)) from None
+    name = cfg.name or gen_cls.name
+    out = Path(cfg.out)
+    manifest.prepare_output(out, name, cfg.overwrite)
+    meta = manifest.new_manifest(name=name, generator=gen_cls.name, params=gen.describe(), seed=cfg.seed,
+                                 size=cfg.size, fmt=ext, quality=cfg.quality, shard_size=cfg.shard_size,
+                                 class_names=cfg.class_names, command=cfg.command)
+    if cfg.world_size > 1:
+        meta.update(rank=cfg.rank, world_size=cfg.world_size)
+    mine = [p for p in plan(cfg.n, cfg.shard_size) if p[0] % cfg.world_size == cfg.rank]
+    done = _existing_state(cfg, meta, mine)
+    for shard, count in done.items():
+        manifest.record_shard(meta, shard_name(name, shard), count)
+    for shard, _, _ in mine:  # leftovers of a killed run of this rank
+        for tmp in out.glob(f".{shard_name(name, shard)}.tmp*"):
+            tmp.unlink(missing_ok=True)
+
+    todo = [p for p in mine if p[0] not in done]
+    chunk = max(1, min(gen_cls.batch, cfg.shard_size))
+    tasks = [(shard, start + o, min(chunk, count - o)) for shard, start, count in todo for o in range(0, count, chunk)]
+    t0 = time.perf_counter()
+    counters: Counter = Counter()
+    written_bytes = 0
+    total = sum(c for _, _, c in todo)
+    bar = tqdm(total=total, unit="img", desc=name, disable=not cfg.progress or total == 0, smoothing=0.1)
+    init_args = (gen_cls.name, cfg.size, cfg.params, ext, cfg.quality, cfg.seed)
+    pool = None
+    current: ShardFile | None = None
+    try:
+        if cfg.workers > 1 and tasks:
+            pool = mp.get_context("spawn").Pool(cfg.workers, initializer=_init_worker, initargs=init_args)
+            results = pool.imap(_render_chunk, [(s, c) for _, s, c in tasks])
+        else:
+            _init_worker(*init_args)
+            results = (_render_chunk((s, c)) for _, s, c in tasks)
+        planned = {shard: count for shard, _, count in todo}
+        for (shard, _, _), (samples, chunk_counters) in zip(tasks, results):
+            if current is None:
+                current = ShardFile(out / shard_name(name, shard))
+            for sample in samples:
+                current.write(sample)
+            counters.update(chunk_counters)
+            bar.update(len(samples))
+            if current.count == planned[shard]:
+                written_bytes += current.commit()
+                manifest.record_shard(meta, current.path.name, current.count)
+                current = None
+                manifest.write_json_atomic(manifest.manifest_path(out, name, cfg.rank, cfg.world_size), meta)
+    except OSError as err:
+        if current is not None:
+            current.abort()
+        raise KdgenError(f"writing {name} failed: {err.strerror or err}; free space or choose another --out "
+                         f"(complete shards are kept; rerun the same command to resume)") from None
+    except BaseException:
+        if current is not None:
+            current.abort()
+        raise
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        _close_worker()
+
+    meta["complete"] = True
+    if counters:
+        meta["counters"] = dict(sorted(counters.items()))
+    manifest.finish(out, meta, cfg.rank, cfg.world_size)
+    seconds = time.perf_counter() - t0
+    return {
+        "name": name,
+        "out": str(out),
+        "samples": total,
+        "skipped_existing": sum(done.values()),
+        "shards": len(todo),
+        "bytes": written_bytes,
+        "seconds": seconds,
+        "images_per_s": total / seconds if seconds > 0 else 0.0,
+        "counters": dict(counters),
+    }

@@ -1,0 +1,167 @@
+"""Shard writing: encode samples, write tar shards atomically (temporary name, then rename)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from webdataset import TarWriter
+
+from kdgen.errors import KdgenError
+
+# Pillow format name and file extension for each --format.
+FORMATS = {"png": ("PNG", "png"), "jpg": ("JPEG", "jpg"), "jpeg": ("JPEG", "jpg"), "webp": ("WEBP", "webp")}
+TAR_MTIME = 0  # integer mtime: reproducible shards and no per-member PAX header
+PNG_COMPRESS_LEVEL = 6  # zlib level; fixed so that bytes are reproducible
+
+
+def check_format(fmt: str) -> str:
+    """Return the canonical extension for --format, or raise a one-line error."""
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise KdgenError(f"--format {fmt!r} is not supported; use one of png, jpg, webp")
+    pil_name, ext = FORMATS[fmt]
+    try:  # Pillow may be built without a codec (webp most often)
+        Image.new("RGB", (2, 2)).save(io.BytesIO(), format=pil_name)
+    except (KeyError, OSError) as err:
+        raise KdgenError(f"--format {fmt}: this Pillow cannot write it ({err}); use --format png") from None
+    return ext
+
+
+def encode_image(img: np.ndarray, ext: str, quality: int = 95) -> bytes:
+    """Encode a uint8 HxW or HxWx3 array as PNG/JPEG/WebP bytes."""
+    if img.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {img.dtype}")
+    pil = Image.fromarray(img, mode="L" if img.ndim == 2 else "RGB")
+    buf = io.BytesIO()
+    if ext == "png":
+        pil.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    elif ext == "jpg":
+        pil.save(buf, format="JPEG", quality=quality)
+    else:
+        pil.save(buf, format="WEBP", quality=quality, method=4)
+    return buf.getvalue()
+
+
+def to_jsonable(obj):
+    """Numpy scalars and arrays into plain Python values, so metadata is JSON."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def dump_json(obj) -> bytes:
+    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":")).encode()
+
+
+def sample_key(index: int) -> str:
+    return f"{index:09d}"
+
+
+def encode_sample(index: int, img: np.ndarray, meta: dict, ext: str, quality: int, cls: int | None = None) -> dict:
+    """One sample as the dict of bytes a TarWriter takes."""
+    sample = {"__key__": sample_key(index), ext: encode_image(img, ext, quality), "json": dump_json(meta)}
+    if cls is not None:
+        sample["cls"] = str(int(cls)).encode()
+    return sample
+
+
+def shard_name(name: str, shard: int) -> str:
+    return f"{name}-{shard:06d}.tar"
+
+
+class ShardFile:
+    """A tar shard written under a hidden temporary name and renamed into place when complete."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self.stream = open(self.tmp, "wb")
+        self.tar = TarWriter(self.stream, encoder=False, mtime=TAR_MTIME, user="kdgen", group="kdgen")
+        self.count = 0
+
+    def write(self, sample: dict) -> None:
+        self.tar.write(sample)
+        self.count += 1
+
+    def commit(self) -> int:
+        """Finish the tar and rename it to its final name; returns its size in bytes."""
+        self.tar.close()
+        self.stream.close()
+        os.replace(self.tmp, self.path)
+        return self.path.stat().st_size
+
+    def abort(self) -> None:
+        for closer in (self.tar.close, self.stream.close):
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - already failing; the temp file goes anyway
+                pass
+        self.tmp.unlink(missing_ok=True)
+
+
+class DatasetWriter:
+    """Write samples from any source (attack, curation, import) as a kdgen dataset.
+
+    Keys are assigned in order from `start`; shards of `shard_size` samples; the manifest and
+    _info.json are written when the writer closes cleanly.
+    """
+
+    def __init__(self, out_dir, name: str, generator: str, params: dict, size, seed: int = 0,
+                 shard_size: int = 1000, fmt: str = "png", quality: int = 95, class_names=None,
+                 overwrite: bool = False, command: str | None = None):
+        from kdgen import manifest
+
+        self.out = Path(out_dir)
+        self.name, self.shard_size, self.quality = name, shard_size, quality
+        self.ext = check_format(fmt)
+        manifest.prepare_output(self.out, name, overwrite)
+        self.meta = manifest.new_manifest(name=name, generator=generator, params=params, seed=seed,
+                                          size=size, fmt=self.ext, quality=quality, shard_size=shard_size,
+                                          class_names=class_names, command=command)
+        self.index = 0
+        self.current: ShardFile | None = None
+
+    def add(self, img: np.ndarray, meta: dict, cls: int | None = None) -> str:
+        if self.current is None:
+            shard = self.index // self.shard_size
+            self.current = ShardFile(self.out / shard_name(self.name, shard))
+        key = sample_key(self.index)
+        self.current.write(encode_sample(self.index, img, meta, self.ext, self.quality, cls))
+        self.index += 1
+        if self.current.count == self.shard_size:
+            self._finish_shard()
+        return key
+
+    def _finish_shard(self) -> None:
+        from kdgen import manifest
+
+        count = self.current.count
+        self.current.commit()
+        manifest.record_shard(self.meta, self.current.path.name, count)
+        self.current = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        from kdgen import manifest
+
+        if exc_type is not None:
+            if self.current is not None:
+                self.current.abort()
+            return False
+        if self.current is not None:
+            self._finish_shard()
+        manifest.finish(self.out, self.meta)
+        return False

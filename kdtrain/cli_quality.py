@@ -1,0 +1,277 @@
+"""Click commands for dataset quality: attack, score, curate (registered on the kdtrain group).
+
+Each command is a thin shell: check inputs, load the teacher, stream shards, call one library
+function (kdtrain.attack / kdtrain.scoring / kdtrain.curate), write its outputs, print a summary.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import click
+
+from kdtrain.errors import KDError
+
+
+class PixelType(click.ParamType):
+    """A pixel-space amount: `0.0314` or `8/255`."""
+
+    name = "PIXELS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            return float(Fraction(str(value).strip()))
+        except (ValueError, ZeroDivisionError):
+            self.fail(f"{value!r} is not a number; use e.g. 0.03 or 8/255", param, ctx)
+
+
+def _options(opts):
+    def decorate(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+teacher_options = _options([
+    click.option("--teacher", required=True, type=click.Path(path_type=Path), help="Teacher checkpoint."),
+    click.option("--shards", "patterns", required=True, multiple=True,
+                 help="Shard files or glob, e.g. 'data/leaves-*.tar' (quote it); repeatable."),
+    click.option("--n", "limit", type=click.IntRange(min=1), default=None,
+                 help="Use at most N samples [default: all]."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True),
+    click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice."),
+])
+
+attack_options = _options([
+    click.option("--eps", type=PixelType(), default="32/255", show_default=True,
+                 help="L-inf radius around the source, pixel units (0..1)."),
+    click.option("--step", type=PixelType(), default="2/255", show_default=True, help="Initial step, pixel units."),
+    click.option("--max-steps", type=click.IntRange(min=1), default=10, show_default=True,
+                 help="Border-attack iterations; samples not crossed by then are dropped."),
+    click.option("--target", type=click.Choice(["uniform", "least-predicted", "proportional"]), default="uniform",
+                 show_default=True, help="How each sample's target class is chosen."),
+    click.option("--confidence", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+                 help="Bold driver: a crossing at or above this max-softmax is undone and the step halved."),
+    click.option("--bold-driver/--no-bold-driver", default=True, show_default=True),
+    click.option("--deeper-steps", type=click.IntRange(min=0), default=3, show_default=True,
+                 help="Steps of the deeper attack toward each sample's current class (0: none)."),
+    click.option("--stages", default="pre,post,deep-pre,deep-post", show_default=True,
+                 help="Outputs kept per source, comma-separated."),
+])
+
+writer_options = _options([
+    click.option("--out", required=True, type=click.Path(path_type=Path),
+                 help="Output DIR/NAME: shards DIR/NAME-000000.tar, ..."),
+    click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True),
+    click.option("--format", "fmt", default="png", show_default=True,
+                 help="png keeps the stored image's teacher prediction exact; jpg/webp are lossy."),
+    click.option("--overwrite", is_flag=True, help="Replace an existing dataset of this name."),
+])
+
+
+def _attack_config(o: dict):
+    from kdtrain.attack import config_from_options
+
+    return config_from_options(eps=o["eps"], step=o["step"], max_steps=o["max_steps"], target=o["target"],
+                               confidence=o["confidence"], bold_driver=o["bold_driver"],
+                               deeper_steps=o["deeper_steps"], stages=o["stages"])
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise KDError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    return name
+
+
+def _shard_files(patterns) -> list[str]:
+    """Expand globs (brace ranges are left to the reader); refuse patterns that match nothing."""
+    files = []
+    for pat in patterns:
+        if "{" in pat:
+            files.append(pat)
+            continue
+        hits = sorted(glob.glob(pat))
+        if not hits:
+            raise KDError(f"--shards {pat!r} matched no files")
+        files.extend(hits)
+    return files
+
+
+def _load(teacher_path: Path, device: str):
+    from kdtrain.teachers import load_teacher
+
+    if not teacher_path.exists():
+        raise KDError(f"--teacher {teacher_path}: no such file")
+    return load_teacher(teacher_path, _device(device))
+
+
+def _stream(files, teacher, batch_size, limit):
+    from kdtrain.data import iterate_shards
+
+    return iterate_shards(files, teacher.spec, batch_size, limit=limit)
+
+
+def _writer(out: Path, teacher, generator: str, params: dict, seed: int, o: dict, inputs):
+    from kdgen import manifest
+    from kdgen.clitools import command_line
+    from kdgen.writer import DatasetWriter
+
+    folder, name = out.parent, out.name
+    if not name or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise KDError(f"--out {out}: the last part names the dataset and takes letters, digits, - and _ only")
+    existing = manifest.dataset_files(folder, name)
+    if {Path(f).resolve() for f in inputs} & {p.resolve() for p in existing}:
+        raise KDError(f"--out {out} would overwrite the input shards; choose another name")
+    if existing and not o["overwrite"]:
+        raise KDError(f"dataset {out} already exists; pass --overwrite to replace it")
+    spec = teacher.spec
+    return DatasetWriter(folder, name, generator=generator, params=params, size=(spec.width, spec.height), seed=seed,
+                         shard_size=o["shard_size"], fmt=o["fmt"], class_names=list(teacher.class_names),
+                         overwrite=o["overwrite"], command=command_line())
+
+
+def _set_label(pattern: str) -> tuple[str, str]:
+    """`label=pattern` or a bare pattern, labelled by its file name without shard number and globs."""
+    head, sep, tail = pattern.partition("=")
+    if sep and head and not re.search(r"[/*?\[{]", head):
+        return head, tail
+    stem = Path(pattern).name
+    stem = re.sub(r"\.tar$", "", stem)
+    stem = re.sub(r"[-_]?(\*|\{[^}]*\}|\[[^]]*\]|\?|\d{6})+$", "", stem)
+    return stem or pattern, pattern
+
+
+def attack_cmd(**o):
+    """Write boundary-attacked versions of a surrogate set as new shards (up to 4 per source)."""
+    from kdtrain.attack import run_offline
+
+    cfg = _attack_config(o)
+    files = _shard_files(o["patterns"])
+    teacher = _load(o["teacher"], o["device"])
+    params = {"attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+              "sources": list(o["patterns"]), "teacher": str(o["teacher"])}
+    start = time.perf_counter()
+    with _writer(o["out"], teacher, "attack", params, o["seed"], o, files) as w:
+        stats = run_offline(teacher, _stream(files, teacher, o["batch_size"], o["limit"]), w, cfg, o["seed"],
+                            o["limit"])
+        if stats["sources"] == 0:  # inside the writer, so no empty dataset is left behind
+            raise KDError("no samples to attack: the shards matched hold no images")
+    secs = time.perf_counter() - start
+    click.echo(f"{o['out']}: {stats['written']} samples from {stats['sources']} sources "
+               f"({stats['crossed']} crossed), {stats['sources'] / secs:.1f} sources/s")
+    _print_balance(stats["class_counts"], teacher.class_names)
+
+
+def _print_balance(counts, names) -> None:
+    import math
+
+    total = sum(counts)
+    if total == 0:
+        return
+    h = -sum(c / total * math.log(c / total) for c in counts if c)
+    rel = h / math.log(len(counts)) if len(counts) > 1 else 1.0
+    per_class = ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
+    click.echo(f"teacher predictions: relative entropy {rel:.3f}; {per_class}")
+
+
+def score_cmd(**o):
+    """Score surrogate sets against a teacher: class balance, confidence, diversity; table + JSON + PNG."""
+    from kdtrain.scoring import format_table, plot_scores, score_batches
+
+    sets = [_set_label(p) for p in o["patterns"]]
+    labels = [s[0] for s in sets]
+    if len(set(labels)) != len(labels):
+        raise KDError(f"two --shards sets share the label {labels}; name them as LABEL=PATTERN")
+    files = {label: _shard_files([pat]) for label, pat in sets}
+    teacher = _load(o["teacher"], o["device"])
+    scorers, results, rates = {}, {}, {}
+    for label, fl in files.items():
+        start = time.perf_counter()
+        s = score_batches(teacher, _stream(fl, teacher, o["batch_size"], o["limit"]), o["limit"],
+                          o["sample_size"], o["seed"])
+        rates[label] = s.n / (time.perf_counter() - start)
+        results[label] = s.result(teacher.class_names)
+        scorers[label] = s
+    eval_scorer = None
+    if o["eval"]:
+        eval_scorer = score_batches(teacher, _eval_batches(o["eval"], teacher, o["batch_size"]), o["limit"],
+                                    o["sample_size"], o["seed"])
+        results[f"{o['eval']} (real)"] = eval_scorer.result(teacher.class_names)
+    out = o["out"]
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"teacher": str(o["teacher"]), "class_names": list(teacher.class_names), "limit": o["limit"],
+              "sets": {k: {"shards": files.get(k), **v} for k, v in results.items()},
+              "samples_per_s": rates}
+    (out / "score.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot_scores(scorers, out / "score.png", list(teacher.class_names), eval_scorer)
+    click.echo(format_table(results))
+    for label, r in results.items():
+        if r["never_predicted"]:
+            click.echo(f"{label}: never predicted: {', '.join(r['never_predicted'])}")
+    click.echo(f"wrote {out / 'score.json'} and {out / 'score.png'}")
+
+
+def _eval_batches(name: str, teacher, batch_size: int):
+    """Real test images: shards (a path or glob) or a dataset name the data module knows."""
+    if any(ch in name for ch in "*?/") or name.endswith(".tar"):
+        return _stream(_shard_files([name]), teacher, batch_size, None)
+    from kdtrain import data
+
+    loader = getattr(data, "eval_batches", None)
+    if loader is None:
+        raise KDError(f"--eval {name}: give shards of real test images (a path or glob)")
+    return loader(name, teacher.spec, batch_size)
+
+
+def curate_cmd(**o):
+    """Keep up to K samples per teacher-predicted class from a pool; write them as new shards."""
+    from kdtrain.curate import curate
+
+    cfg = _attack_config(o) if o["fill_with_attack"] else None
+    files = _shard_files(o["patterns"])
+    teacher = _load(o["teacher"], o["device"])
+    params = {"per_class": o["per_class"], "min_conf": o["min_conf"], "max_conf": o["max_conf"],
+              "sources": list(o["patterns"]), "teacher": str(o["teacher"]),
+              "fill_with_attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
+              if cfg else None}
+    with _writer(o["out"], teacher, "curate", params, o["seed"], o, files) as w:
+        rep = curate(teacher, lambda: _stream(files, teacher, o["batch_size"], o["limit"]), w, o["per_class"],
+                     o["min_conf"], o["max_conf"], o["limit"], o["fill_with_attack"], cfg, o["seed"])
+        if rep.seen == 0:
+            raise KDError("no samples to curate: the shards matched hold no images")
+    click.echo(f"{o['out']}: {rep.summary()}")
+
+
+def register(group) -> None:
+    """Add this module's commands to the `kdtrain` click group."""
+    group.command("attack", help=attack_cmd.__doc__)(teacher_options(attack_options(writer_options(attack_cmd))))
+    score = click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+                         help="Folder for score.json and score.png.")(score_cmd)
+    score = click.option("--eval", default=None,
+                         help="Real test images to compare with: shards (path/glob) or a dataset name.")(score)
+    score = click.option("--sample-size", type=click.IntRange(min=2), default=2000, show_default=True,
+                         help="Samples per set kept for the feature projection.")(score)
+    group.command("score", help=score_cmd.__doc__)(teacher_options(score))
+    cur = click.option("--per-class", required=True, type=click.IntRange(min=1),
+                       help="K: samples per class.")(curate_cmd)
+    cur = click.option("--min-conf", type=click.FloatRange(0, 1), default=None,
+                       help="Keep only samples whose teacher max-softmax is at least this.")(cur)
+    cur = click.option("--max-conf", type=click.FloatRange(0, 1), default=None,
+                       help="Keep only samples whose teacher max-softmax is at most this.")(cur)
+    cur = click.option("--fill-with-attack", is_flag=True,
+                       help="Attack pool samples toward classes still short after the pass.")(cur)
+    group.command("curate", help=curate_cmd.__doc__)(teacher_options(attack_options(writer_options(cur))))

@@ -1,0 +1,35 @@
+"""Shared helpers: run the CLIs in-process (click's CliRunner) or as real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+BIN = Path(sys.executable).parent
+
+
+def run_cli(tool: str, *args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run `kdgen`/`kdtrain` as a user would, returning the completed process."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([str(BIN / tool), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env=env)
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """A small labelled image folder: 2 classes, mixed sizes and formats, one corrupt file."""
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for cls, n in (("cat", 3), ("dog", 4)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            arr = rng.integers(0, 255, (20 + 5 * i, 30, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / cls / f"{i}.{'png' if i % 2 else 'jpg'}")
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    return root

@@ -1,0 +1,62 @@
+"""Bad input: a one-line error naming the problem, exit status 2, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from kdgen.cli import cli
+from tests.conftest import run_cli
+
+BAD = [
+    (["leaves", "--n", "0"], "--n"),
+    (["leaves", "--n", "-5"], "--n"),
+    (["noise", "--size", "0"], "--size"),
+    (["noise", "--size", "-32"], "--size"),
+    (["noise", "--size", "abc"], "size"),
+    (["bogus"], "bogus"),
+    (["noise", "--variant", "pink"], "variant"),
+    (["leaves", "--shape", "star"], "shape"),
+    (["leaves", "--format", "bmp"], "format"),
+    (["leaves", "--rank", "2", "--world-size", "2"], "rank"),
+    (["leaves", "--rmin", "2", "--rmax", "1"], "rmin"),
+    (["noise", "--mean", "a,b"], "--mean"),
+    (["info", "nowhere/none"], "manifest"),
+]
+
+
+def assert_one_line_error(code, stderr, needle):
+    assert code == 2, stderr
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert needle in lines[0]
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("args,needle", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_in_process(args, needle, tmp_path):
+    out = tmp_path / "out"
+    args = args + (["--out", str(out), "--n", "5"] if args[0] in ("leaves", "noise") and "--n" not in args
+                   else (["--out", str(out)] if args[0] in ("leaves", "noise") else []))
+    result = CliRunner().invoke(cli, args)
+    assert_one_line_error(result.exit_code, result.stderr, needle)
+    assert not list(out.glob("*.tar")) if out.exists() else True
+
+
+@pytest.mark.parametrize("args,needle", BAD[:6:2], ids=[" ".join(a) for a, _ in BAD[:6:2]])
+def test_bad_input_as_a_subprocess(args, needle, tmp_path):
+    result = run_cli("kdgen", *args, "--out", tmp_path) if args[0] != "bogus" else run_cli("kdgen", *args)
+    assert_one_line_error(result.returncode, result.stderr, needle)
+    assert not list(tmp_path.glob("*.tar"))
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_cli("kdgen", "noise", "--n", "4", "--out", blocker / "sub")
+    assert_one_line_error(result.returncode, result.stderr, "cannot write to --out")
+
+
+def test_help_works():
+    result = CliRunner().invoke(cli, ["leaves", "--help"])
+    assert result.exit_code == 0 and "--shape" in result.output

@@ -69,7 +69,7 @@ def test_leaves_cover_canvas_and_use_many_leaves():
 def test_power_law_radii_follow_the_inverse_cdf():
     from kdgen.generators.leaves import power_law_radii
 
-    r = power_law_radii(np.random.default_rng(0), 200_000, 1.0, 10.0, 3.0)
+    r = power_law_radii(np.random.default_rng(0).random(200_000), 1.0, 10.0, 3.0)
     assert r.min() >= 1.0 and r.max() <= 10.0
     # P(r > 2) for density ~ r^-3 on [1, 10]: (2^-2 - 10^-2) / (1 - 10^-2)
     expected = (0.25 - 0.01) / 0.99

@@ -86,7 +86,7 @@ class Noise(Generator):
         option("--channels", type=int, default=3, show_default=True, help="3 (RGB) or 1 (grey)."),
         option("--mean", default="0.5", show_default=True, help="Gaussian mean, one value or one per channel."),
         option("--std", default="0.25", show_default=True, help="Gaussian std, one value or one per channel."),
-        option("--alpha", default="1.0,3.0", show_default=True, help="Spectral exponent range lo,hi (drawn per image)."),
+        option("--alpha", default="1.0,3.0", show_default=True, help="Spectral exponent range lo,hi (per image)."),
         option("--correlated/--independent", default=True, show_default=True,
                help="Spectral/Perlin colour: one field tinted by a random colour mix, or one field per channel."),
         option("--octaves", type=int, default=5, show_default=True, help="Perlin fBm octaves."),

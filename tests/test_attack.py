@@ -1,0 +1,128 @@
+"""Boundary attack: crossing pairs, eps ball, bold driver, frozen teacher, determinism, 1/3 channels."""
+
+import pytest
+import torch
+from torch import nn
+
+from kdtrain.attack import STAGES, AttackConfig, OnlineAttack, attack_batch, border_attack, choose_targets
+from kdtrain.teachers import InputSpec, Teacher
+
+torch.set_num_threads(1)
+
+
+def tiny_teacher(channels=3, num_classes=4, size=12, seed=0, sharpness=10.0) -> Teacher:
+    """A small BN CNN (BN so that buffer changes would show), made confident like a trained teacher."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, num_classes),
+    )
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.2, 0.2)
+        model[1].running_var.uniform_(0.5, 1.5)
+        model[-1].weight.mul_(sharpness)
+    return Teacher(model, InputSpec(channels, size, size, (0.5,), (0.25,)), num_classes)
+
+
+def _images(n, c, size=12, seed=1):
+    return torch.rand(n, c, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def _state(t):
+    return {k: v.clone() for k, v in t.model.state_dict().items()}
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pairs_straddle_the_boundary_within_eps(channels):
+    t = tiny_teacher(channels)
+    x = _images(24, channels)
+    cfg = AttackConfig(eps=0.25, step=0.02, max_steps=25, deeper_steps=2)
+    res = attack_batch(t, x, cfg, torch.Generator().manual_seed(0))
+    assert len(res) > 0
+    src = x[res.source]
+    assert (res.images - src).abs().max() <= cfg.eps + 1e-6
+    assert res.images.min() >= 0 and res.images.max() <= 1
+    with torch.no_grad():
+        pred = t(res.images).argmax(1)
+    stage = [STAGES[i] for i in res.stage]
+    post = torch.tensor([s == "post" for s in stage])
+    pre = torch.tensor([s == "pre" for s in stage])
+    assert post.any() and pre.any()
+    assert (pred[post] == res.target[post]).all()
+    # pre-success rows: the target is the class of the matching post row
+    post_target = {int(s): int(tg) for s, tg, p in zip(res.source, res.target, post, strict=True) if p}
+    assert all(int(pred[i]) != post_target[int(res.source[i])] for i in pre.nonzero().squeeze(1))
+    assert (pred == res.pred).all()
+
+
+def test_bold_driver_keeps_crossing_confidence_under_threshold():
+    t = tiny_teacher(3)
+    x = _images(32, 3)
+    with torch.no_grad():
+        top = t(x).argmax(1)
+    targets = (top + 1) % t.num_classes
+    # a large step would overshoot deep into the target class without the bold driver
+    cfg = AttackConfig(eps=0.5, step=0.3, max_steps=40, confidence=0.6)
+    res = border_attack(t, x, targets, cfg)
+    assert res.success.sum() > 0
+    assert (res.post_conf[res.success] < cfg.confidence).all()
+    with torch.no_grad():
+        p = t(res.post[res.success]).softmax(1)
+    assert (p.argmax(1) == targets[res.success]).all()
+    assert (p.max(1).values < cfg.confidence).all()
+    no_bold = AttackConfig(eps=0.5, step=0.3, max_steps=40, confidence=0.6, bold_driver=False)
+    loose = border_attack(t, x, targets, no_bold)
+    assert (loose.post_conf[loose.success] >= 0.6).any()  # the control does something here
+
+
+def test_teacher_is_bit_identical_and_mode_restored():
+    t = tiny_teacher(3)
+    t.model.train()  # even a teacher left in train mode must not update its BN statistics
+    for p in t.model.parameters():
+        p.requires_grad_(True)
+    before = _state(t)
+    attack_batch(t, _images(16, 3), AttackConfig(), torch.Generator().manual_seed(0))
+    after = _state(t)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert t.model.training
+    assert all(p.requires_grad and p.grad is None for p in t.model.parameters())
+
+
+def test_deterministic_under_a_seed():
+    t = tiny_teacher(3)
+    x = _images(16, 3)
+    for mode in ("uniform", "least-predicted", "proportional"):
+        cfg = AttackConfig(target=mode, eps=0.25)
+        a = attack_batch(t, x, cfg, torch.Generator().manual_seed(7))
+        b = attack_batch(t, x, cfg, torch.Generator().manual_seed(7))
+        assert torch.equal(a.images, b.images) and torch.equal(a.target, b.target)
+
+
+def test_target_modes():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.tensor([[0.7, 0.2, 0.1, 0.0]] * 200)
+    for mode in ("uniform", "proportional", "least-predicted"):
+        assert (choose_targets(probs, mode, g) != 0).all()
+    prop = choose_targets(probs, "proportional", g)
+    assert (prop == 1).sum() > (prop == 2).sum() > (prop == 3).sum()
+    least = choose_targets(probs[:4], "least-predicted", g, counts=torch.tensor([0, 50, 5, 3]))
+    assert sorted(least.tolist()) == [2, 3, 3, 3]  # water-filling: 3 rises to 5, ties with 2, both take one more
+
+
+def test_online_hook_replaces_a_fraction_and_keeps_shape():
+    t = tiny_teacher(1)
+    x = _images(32, 1)
+    hook = OnlineAttack(t, AttackConfig(eps=0.25), fraction=0.5, every=2, seed=0)
+    assert hook(x, 1) is x  # off-step
+    out = hook({"images": x, "labels": None}, 0)["images"]
+    assert out.shape == x.shape
+    changed = (out != x).flatten(1).any(1).sum()
+    assert 0 < changed <= 16 and hook.stats["replaced"] == changed
+    assert (out - x).abs().max() <= 1.0
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="target mode"):
+        AttackConfig(target="nope").validate()
+    with pytest.raises(ValueError, match="step"):
+        AttackConfig(eps=0.01, step=0.1).validate()

@@ -8,7 +8,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SCALE   ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test lint demo pipeline shards teacher students report bench clean
+.PHONY: help install test lint demo pipeline shards teacher adversarial curated students scores sheets report bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,3 +42,86 @@ bench: install  ## benchmarks (figures go to docs/BENCHMARKS.md by hand)
 
 clean:  ## remove generated data and runs (keeps .venv)
 	rm -rf data/*.tar data/*.json data/*.png runs
+
+# ---- the pipeline: generate -> teacher -> attack/curate -> distil -> score -> report ----------------
+# PROFILE=full (about an hour on 2 CPU cores) or demo (under 10 minutes); SCALE multiplies images and
+# steps (e.g. SCALE=8 on a GPU). Each stage is a plain kdgen/kdtrain command, printed as it runs, and
+# leaves a stamp file so that an interrupted pipeline continues where it stopped.
+PROFILE ?= full
+ifeq ($(PROFILE),demo)
+  N_IMAGES   := $(shell echo $$((3000 * $(SCALE))))
+  N_ATTACK   := $(shell echo $$((500 * $(SCALE))))
+  PER_CLASS  := $(shell echo $$((150 * $(SCALE))))
+  STEPS      := $(shell echo $$((250 * $(SCALE))))
+  T_EPOCHS   := 1
+  EVAL_LIMIT := --eval-limit 2000
+  SCORE_N    := 1000
+  REPORT     := runs/demo/RESULTS.md
+else
+  N_IMAGES   := $(shell echo $$((30000 * $(SCALE))))
+  N_ATTACK   := $(shell echo $$((4000 * $(SCALE))))
+  PER_CLASS  := $(shell echo $$((1500 * $(SCALE))))
+  STEPS      := $(shell echo $$((2000 * $(SCALE))))
+  T_EPOCHS   := 6
+  EVAL_LIMIT :=
+  SCORE_N    := 5000
+  REPORT     := docs/RESULTS.md
+endif
+D := data/$(PROFILE)
+R := runs/$(PROFILE)
+T := $(R)/teacher/teacher.pt
+WORKERS ?= 2
+KDGEN   := $(BIN)/kdgen
+KDTRAIN := $(BIN)/kdtrain
+SETS    := original shaders leaves noise shaders_adv leaves_adv noise_adv curated
+.SECONDARY:  # keep the stamp files of pattern rules
+DISTILL := $(KDTRAIN) distill --teacher $(T) --steps $(STEPS) --no-progress $(EVAL_LIMIT)
+
+pipeline: install  ## everything, then the report (PROFILE=full|demo, SCALE=N)
+	$(MAKE) --no-print-directory report PROFILE=$(PROFILE) SCALE=$(SCALE)
+	@echo "report: $(REPORT)"
+
+shards: $(D)/.shaders.done $(D)/.leaves.done $(D)/.noise.done  ## the surrogate sets
+
+$(D)/.%.done:
+	$(KDGEN) $* --n $(N_IMAGES) --out $(D) --workers $(WORKERS) --quiet
+	@touch $@
+
+teacher: $(T)  ## the Fashion-MNIST teacher (the model owner's model)
+$(T):
+	$(KDTRAIN) teacher --data fashion-mnist --epochs $(T_EPOCHS) --out $(R)/teacher --no-progress
+
+adversarial: $(D)/.shaders_adv.ready $(D)/.leaves_adv.ready $(D)/.noise_adv.ready  ## boundary-attacked sets
+$(D)/.%_adv.ready: $(D)/.%.done $(T)
+	$(KDTRAIN) attack --teacher $(T) --shards '$(D)/$*-0*.tar' --n $(N_ATTACK) --out $(D)/$*_adv --overwrite
+	@touch $@
+
+curated: $(D)/.pool_balanced.ready  ## class-balanced selection of the shader and leaves pool
+$(D)/.pool_balanced.ready: $(D)/.shaders.done $(D)/.leaves.done $(T)
+	$(KDTRAIN) curate --teacher $(T) --shards '$(D)/shaders-0*.tar' --shards '$(D)/leaves-0*.tar' \
+	  --per-class $(PER_CLASS) --fill-with-attack --out $(D)/pool_balanced --overwrite
+	@touch $@
+
+students: $(foreach s,$(SETS),$(R)/students/$(s)/summary.json)  ## one student per set, same recipe and steps
+
+$(R)/students/original/summary.json: $(T)
+	$(DISTILL) --data fashion-mnist --out $(R)/students/original --resume
+$(R)/students/%_adv/summary.json: $(D)/.%_adv.ready
+	$(DISTILL) --shards '$(D)/$*-0*.tar' --shards '$(D)/$*_adv-0*.tar' --weights 0.5,0.5 \
+	  --out $(R)/students/$*_adv --resume
+$(R)/students/curated/summary.json: $(D)/.pool_balanced.ready
+	$(DISTILL) --shards '$(D)/pool_balanced-0*.tar' --out $(R)/students/curated --resume
+$(R)/students/%/summary.json: $(D)/.%.done $(T)
+	$(DISTILL) --shards '$(D)/$*-0*.tar' --out $(R)/students/$* --resume
+
+scores: $(R)/scores/score.json  ## score every set against the teacher
+$(R)/scores/score.json: shards adversarial curated
+	$(KDTRAIN) score --teacher $(T) --n $(SCORE_N) --eval fashion-mnist --out $(R)/scores \
+	  $(foreach s,shaders leaves noise shaders_adv leaves_adv noise_adv pool_balanced,--shards '$(s)=$(D)/$(s)-0*.tar')
+
+sheets: shards adversarial curated
+	@mkdir -p $(R)/sheets
+	$(foreach s,shaders leaves noise shaders_adv leaves_adv noise_adv pool_balanced,$(KDGEN) preview $(D)/$(s) -o $(R)/sheets/$(s).png --count 36;)
+
+report: students scores sheets  ## regenerate the results report from the runs' summaries
+	$(KDTRAIN) report --runs $(R) --data $(D) --out $(REPORT)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import click
 import numpy as np
 
-GENERATORS: dict[str, type["Generator"]] = {}
+GENERATORS: dict[str, type[Generator]] = {}
 
 
-def register(cls: type["Generator"]) -> type["Generator"]:
+def register(cls: type[Generator]) -> type[Generator]:
     """Class decorator: add a generator under its `name`."""
     if cls.name in GENERATORS:
         raise ValueError(f"generator {cls.name!r} registered twice")
@@ -19,7 +20,7 @@ def register(cls: type["Generator"]) -> type["Generator"]:
     return cls
 
 
-def get_generator(name: str) -> type["Generator"]:
+def get_generator(name: str) -> type[Generator]:
     import kdgen.generators  # noqa: F401  (registers the built-in generators)
 
     if name not in GENERATORS:

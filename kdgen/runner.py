@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -97,8 +98,9 @@ def _close_worker() -> None:
 # ---- parent side -----------------------------------------------------------------------------
 
 
-def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> dict[int, int]:
-    """Shards already complete on disk for this plan: shard -> count. Refuses conflicting datasets."""
+def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> tuple[dict[int, int], float]:
+    """Shards already complete on disk for this plan (shard -> count), and the generation seconds spent
+    on them so far. Refuses conflicting datasets."""
     out, name = Path(cfg.out), meta["name"]
     old = manifest.load(manifest.manifest_path(out, name, cfg.rank, cfg.world_size))
     if old is None and cfg.world_size > 1:
@@ -106,7 +108,7 @@ def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> dict[int, int]:
     if old is None:
         if any((out / shard_name(name, shard)).exists() for shard, _, _ in mine):
             raise KdgenError(f"{out} holds {name}-*.tar shards but no manifest; use --overwrite or another --name")
-        return {}
+        return {}, 0.0
     bad = manifest.conflicts(old, meta)
     if bad:
         details = "; ".join(f"{f}: existing {old.get(f)!r} vs now {meta.get(f)!r}" for f in bad)
@@ -125,7 +127,7 @@ def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> dict[int, int]:
             have = manifest.count_members(path)
         if have == count:
             done[shard] = count
-    return done
+    return done, float(old.get("seconds", 0.0))
 
 
 def generate(cfg: RunConfig) -> dict:
@@ -145,7 +147,8 @@ def generate(cfg: RunConfig) -> dict:
     if cfg.world_size > 1:
         meta.update(rank=cfg.rank, world_size=cfg.world_size)
     mine = [p for p in plan(cfg.n, cfg.shard_size) if p[0] % cfg.world_size == cfg.rank]
-    done = _existing_state(cfg, meta, mine)
+    done, earlier_seconds = _existing_state(cfg, meta, mine)
+    meta["seconds"] = earlier_seconds
     for shard, count in done.items():
         manifest.record_shard(meta, shard_name(name, shard), count)
     for shard, _, _ in mine:  # leftovers of a killed run of this rank
@@ -165,6 +168,8 @@ def generate(cfg: RunConfig) -> dict:
     current: ShardFile | None = None
     try:
         if cfg.workers > 1 and tasks:
+            # llvmpipe renders with a thread per core by default: several workers would oversubscribe
+            os.environ.setdefault("LP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // cfg.workers)))
             pool = mp.get_context("spawn").Pool(cfg.workers, initializer=_init_worker, initargs=init_args)
             results = pool.imap(_render_chunk, [(s, c) for _, s, c in tasks])
         else:
@@ -199,11 +204,12 @@ def generate(cfg: RunConfig) -> dict:
             pool.join()
         _close_worker()
 
+    seconds = time.perf_counter() - t0
     meta["complete"] = True
+    meta["seconds"] = round(meta.get("seconds", 0.0) + seconds, 3)  # generation wall time, over resumed runs
     if counters:
         meta["counters"] = dict(sorted(counters.items()))
     manifest.finish(out, meta, cfg.rank, cfg.world_size)
-    seconds = time.perf_counter() - t0
     return {
         "name": name,
         "out": str(out),

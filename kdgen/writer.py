@@ -61,7 +61,11 @@ def to_jsonable(obj):
 
 
 def dump_json(obj) -> bytes:
-    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":")).encode()
+    try:  # plain metadata (the common case) needs no conversion pass
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    except TypeError:
+        text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
+    return text.encode()
 
 
 def sample_key(index: int) -> str:

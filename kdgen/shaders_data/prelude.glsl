@@ -1,0 +1,64 @@
+// Tile prelude, prepended to every library, procedural and Shadertoy-style program.
+// One draw renders many frames side by side (an atlas). Each tile reads its own inputs from one row
+// of kdTiles, and the program only sees tile-local pixel coordinates, so a frame's pixels are the
+// same whatever its place in the atlas, or whether there is an atlas at all.
+uniform highp sampler2D kdTiles;  // RGBA32F, KD_NVEC texels per tile, one row per tile
+uniform ivec2 kdStride;           // tile pitch (even, so 2x2 derivative quads never straddle tiles)
+uniform int kdCols;               // tiles per atlas row
+
+// Shadertoy inputs: constant per draw ...
+uniform vec3 iResolution;
+uniform vec3 iChannelResolution[4];
+uniform float iSampleRate;
+uniform sampler2D iChannel0;
+uniform sampler2D iChannel1;
+uniform sampler2D iChannel2;
+uniform sampler2D iChannel3;
+// ... and per tile (filled in by kd_setup from the tile's row).
+float iTime;
+float iTimeDelta;
+float iFrameRate;
+int iFrame;
+float iChannelTime[4];
+vec4 iMouse;
+vec4 iDate;
+
+// Our own per-frame inputs, used by the library and the procedural programs.
+float kdSeed;    // integer-valued, feeds the hashes
+float kdZoom;
+float kdRot;
+vec2 kdOffset;
+vec3 kdPalA;     // cosine palette a + b * cos(2 pi (c t + d))
+vec3 kdPalB;
+vec3 kdPalC;
+vec3 kdPalD;
+vec4 kdP0;       // free parameters in [0, 1), each family maps them to its own ranges
+vec4 kdP1;
+
+vec4 kd_fetch(int row, int i) { return texelFetch(kdTiles, ivec2(i, row), 0); }
+
+// Fills the per-tile inputs and returns the tile-local fragment coordinate.
+vec2 kd_setup() {
+    ivec2 cell = ivec2(gl_FragCoord.xy) / kdStride;
+    int row = cell.y * kdCols + cell.x;
+    vec4 v0 = kd_fetch(row, 0);
+    iTime = v0.x;
+    kdSeed = v0.y;
+    iFrame = int(v0.z);
+    iTimeDelta = v0.w;
+    iFrameRate = 1.0 / v0.w;
+    for (int i = 0; i < 4; i++) iChannelTime[i] = v0.x;
+    iMouse = kd_fetch(row, 1);
+    iDate = kd_fetch(row, 2);
+    vec4 v3 = kd_fetch(row, 3);
+    kdZoom = v3.x;
+    kdRot = v3.y;
+    kdOffset = v3.zw;
+    kdPalA = kd_fetch(row, 4).xyz;
+    kdPalB = kd_fetch(row, 5).xyz;
+    kdPalC = kd_fetch(row, 6).xyz;
+    kdPalD = kd_fetch(row, 7).xyz;
+    kdP0 = kd_fetch(row, 8);
+    kdP1 = kd_fetch(row, 9);
+    return gl_FragCoord.xy - vec2(cell * kdStride);
+}

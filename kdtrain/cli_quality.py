@@ -6,7 +6,7 @@ function (kdtrain.attack / kdtrain.scoring / kdtrain.curate), write its outputs,
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import json
 import re
 import time
@@ -44,26 +44,27 @@ def _options(opts):
 teacher_options = _options([
     click.option("--teacher", required=True, type=click.Path(path_type=Path), help="Teacher checkpoint."),
     click.option("--shards", "patterns", required=True, multiple=True,
-                 help="Shard files or glob, e.g. 'data/leaves-*.tar' (quote it); repeatable."),
-    click.option("--n", "limit", type=click.IntRange(min=1), default=None,
+                 help="Shard files, glob or brace pattern, quoted, e.g. 'data/leaves-0*.tar' (note that "
+                      "'data/leaves-*.tar' also matches data/leaves-adv-*); repeatable."),
+    click.option("--n", "limit", type=int, default=None,
                  help="Use at most N samples [default: all]."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True),
+    click.option("--batch-size", type=int, default=256, show_default=True),
     click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice."),
 ])
 
 attack_options = _options([
-    click.option("--eps", type=PixelType(), default="32/255", show_default=True,
+    click.option("--eps", type=PixelType(), default="64/255", show_default=True,
                  help="L-inf radius around the source, pixel units (0..1)."),
-    click.option("--step", type=PixelType(), default="2/255", show_default=True, help="Initial step, pixel units."),
-    click.option("--max-steps", type=click.IntRange(min=1), default=10, show_default=True,
+    click.option("--step", type=PixelType(), default="8/255", show_default=True, help="Initial step, pixel units."),
+    click.option("--max-steps", type=int, default=10, show_default=True,
                  help="Border-attack iterations; samples not crossed by then are dropped."),
-    click.option("--target", type=click.Choice(["uniform", "least-predicted", "proportional"]), default="uniform",
-                 show_default=True, help="How each sample's target class is chosen."),
-    click.option("--confidence", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+    click.option("--target", default="uniform", show_default=True,
+                 help="How each sample's target class is chosen: uniform, least-predicted or proportional."),
+    click.option("--confidence", type=float, default=0.9, show_default=True,
                  help="Bold driver: a crossing at or above this max-softmax is undone and the step halved."),
     click.option("--bold-driver/--no-bold-driver", default=True, show_default=True),
-    click.option("--deeper-steps", type=click.IntRange(min=0), default=3, show_default=True,
+    click.option("--deeper-steps", type=int, default=3, show_default=True,
                  help="Steps of the deeper attack toward each sample's current class (0: none)."),
     click.option("--stages", default="pre,post,deep-pre,deep-post", show_default=True,
                  help="Outputs kept per source, comma-separated."),
@@ -72,11 +73,22 @@ attack_options = _options([
 writer_options = _options([
     click.option("--out", required=True, type=click.Path(path_type=Path),
                  help="Output DIR/NAME: shards DIR/NAME-000000.tar, ..."),
-    click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True),
+    click.option("--shard-size", type=int, default=1000, show_default=True),
     click.option("--format", "fmt", default="png", show_default=True,
                  help="png keeps the stored image's teacher prediction exact; jpg/webp are lossy."),
     click.option("--overwrite", is_flag=True, help="Replace an existing dataset of this name."),
 ])
+
+
+def _check(o: dict) -> None:
+    """Counts and bounds the library does not check itself; one-line errors before any work."""
+    for key, flag, least in (("limit", "--n", 1), ("batch_size", "--batch-size", 1),
+                             ("shard_size", "--shard-size", 1), ("sample_size", "--sample-size", 2)):
+        if o.get(key) is not None and o[key] < least:
+            raise KDError(f"{flag} must be at least {least}, got {o[key]}")
+    for key in ("min_conf", "max_conf"):
+        if o.get(key) is not None and not 0 <= o[key] <= 1:
+            raise KDError(f"--{key.replace('_', '-')} must be in [0, 1], got {o[key]}")
 
 
 def _attack_config(o: dict):
@@ -98,17 +110,20 @@ def _device(name: str) -> str:
 
 
 def _shard_files(patterns) -> list[str]:
-    """Expand globs (brace ranges are left to the reader); refuse patterns that match nothing."""
-    files = []
-    for pat in patterns:
-        if "{" in pat:
-            files.append(pat)
-            continue
-        hits = sorted(glob.glob(pat))
-        if not hits:
-            raise KDError(f"--shards {pat!r} matched no files")
-        files.extend(hits)
-    return files
+    from kdtrain.data import expand_patterns
+
+    return expand_patterns(list(patterns))
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """kdgen's writer raises its own error class; show it as ours (one line, exit 2)."""
+    from kdgen.errors import KdgenError
+
+    try:
+        yield
+    except KdgenError as e:
+        raise KDError(str(e)) from None
 
 
 def _load(teacher_path: Path, device: str):
@@ -157,6 +172,12 @@ def _set_label(pattern: str) -> tuple[str, str]:
 
 def attack_cmd(**o):
     """Write boundary-attacked versions of a surrogate set as new shards (up to 4 per source)."""
+    _check(o)
+    with _user_errors():
+        _attack_cmd(o)
+
+
+def _attack_cmd(o):
     from kdtrain.attack import run_offline
 
     cfg = _attack_config(o)
@@ -190,6 +211,12 @@ def _print_balance(counts, names) -> None:
 
 def score_cmd(**o):
     """Score surrogate sets against a teacher: class balance, confidence, diversity; table + JSON + PNG."""
+    _check(o)
+    with _user_errors():
+        _score_cmd(o)
+
+
+def _score_cmd(o):
     from kdtrain.scoring import format_table, plot_scores, score_batches
 
     sets = [_set_label(p) for p in o["patterns"]]
@@ -198,6 +225,7 @@ def score_cmd(**o):
         raise KDError(f"two --shards sets share the label {labels}; name them as LABEL=PATTERN")
     files = {label: _shard_files([pat]) for label, pat in sets}
     teacher = _load(o["teacher"], o["device"])
+    real = _eval_batches(o["eval"], teacher, o["batch_size"], o["limit"]) if o["eval"] else None
     scorers, results, rates = {}, {}, {}
     for label, fl in files.items():
         start = time.perf_counter()
@@ -207,9 +235,8 @@ def score_cmd(**o):
         results[label] = s.result(teacher.class_names)
         scorers[label] = s
     eval_scorer = None
-    if o["eval"]:
-        eval_scorer = score_batches(teacher, _eval_batches(o["eval"], teacher, o["batch_size"]), o["limit"],
-                                    o["sample_size"], o["seed"])
+    if real is not None:
+        eval_scorer = score_batches(teacher, real, o["limit"], o["sample_size"], o["seed"])
         results[f"{o['eval']} (real)"] = eval_scorer.result(teacher.class_names)
     out = o["out"]
     out.mkdir(parents=True, exist_ok=True)
@@ -225,20 +252,26 @@ def score_cmd(**o):
     click.echo(f"wrote {out / 'score.json'} and {out / 'score.png'}")
 
 
-def _eval_batches(name: str, teacher, batch_size: int):
-    """Real test images: shards (a path or glob) or a dataset name the data module knows."""
-    if any(ch in name for ch in "*?/") or name.endswith(".tar"):
-        return _stream(_shard_files([name]), teacher, batch_size, None)
-    from kdtrain import data
+def _eval_batches(name: str, teacher, batch_size: int, limit: int | None):
+    """Real labelled test images (fashion-mnist, cifar10, an image folder, labelled shards) at the teacher's spec."""
+    from kdtrain.data import labelled_batches
+    from kdtrain.datasets import load_labelled
 
-    loader = getattr(data, "eval_batches", None)
-    if loader is None:
-        raise KDError(f"--eval {name}: give shards of real test images (a path or glob)")
-    return loader(name, teacher.spec, batch_size)
+    real = load_labelled(name, train=False)
+    if real.num_classes != teacher.num_classes:
+        raise KDError(f"--eval {name} has {real.num_classes} classes but the teacher has {teacher.num_classes}")
+    return ({"images": x.float().div(255), "labels": y}
+            for x, y in labelled_batches(real.dataset, teacher.spec, batch_size, limit))
 
 
 def curate_cmd(**o):
     """Keep up to K samples per teacher-predicted class from a pool; write them as new shards."""
+    _check(o)
+    with _user_errors():
+        _curate_cmd(o)
+
+
+def _curate_cmd(o):
     from kdtrain.curate import curate
 
     cfg = _attack_config(o) if o["fill_with_attack"] else None
@@ -256,22 +289,27 @@ def curate_cmd(**o):
     click.echo(f"{o['out']}: {rep.summary()}")
 
 
+score_options = _options([
+    click.option("--eval", default=None, help="Real labelled test images to compare with: fashion-mnist, cifar10, "
+                                              "..., an image folder or labelled shards."),
+    click.option("--sample-size", type=int, default=2000, show_default=True,
+                 help="Samples per set kept for the feature projection."),
+    click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+                 help="Folder for score.json and score.png."),
+])
+
+curate_options = _options([
+    click.option("--per-class", required=True, type=int, help="K: samples kept per predicted class."),
+    click.option("--min-conf", type=float, default=None, help="Keep only samples whose max-softmax is at least this."),
+    click.option("--max-conf", type=float, default=None, help="Keep only samples whose max-softmax is at most this."),
+    click.option("--fill-with-attack", is_flag=True,
+                 help="Then attack pool samples toward the classes still short (attack options below)."),
+])
+
+
 def register(group) -> None:
     """Add this module's commands to the `kdtrain` click group."""
-    group.command("attack", help=attack_cmd.__doc__)(teacher_options(attack_options(writer_options(attack_cmd))))
-    score = click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
-                         help="Folder for score.json and score.png.")(score_cmd)
-    score = click.option("--eval", default=None,
-                         help="Real test images to compare with: shards (path/glob) or a dataset name.")(score)
-    score = click.option("--sample-size", type=click.IntRange(min=2), default=2000, show_default=True,
-                         help="Samples per set kept for the feature projection.")(score)
-    group.command("score", help=score_cmd.__doc__)(teacher_options(score))
-    cur = click.option("--per-class", required=True, type=click.IntRange(min=1),
-                       help="K: samples per class.")(curate_cmd)
-    cur = click.option("--min-conf", type=click.FloatRange(0, 1), default=None,
-                       help="Keep only samples whose teacher max-softmax is at least this.")(cur)
-    cur = click.option("--max-conf", type=click.FloatRange(0, 1), default=None,
-                       help="Keep only samples whose teacher max-softmax is at most this.")(cur)
-    cur = click.option("--fill-with-attack", is_flag=True,
-                       help="Attack pool samples toward classes still short after the pass.")(cur)
-    group.command("curate", help=curate_cmd.__doc__)(teacher_options(attack_options(writer_options(cur))))
+    group.command("attack", help=attack_cmd.__doc__)(teacher_options(writer_options(attack_options(attack_cmd))))
+    group.command("score", help=score_cmd.__doc__)(teacher_options(score_options(score_cmd)))
+    group.command("curate", help=curate_cmd.__doc__)(
+        teacher_options(curate_options(writer_options(attack_options(curate_cmd)))))

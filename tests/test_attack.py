@@ -1,11 +1,26 @@
 """Boundary attack: crossing pairs, eps ball, bold driver, frozen teacher, determinism, 1/3 channels."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
-from kdtrain.attack import STAGES, AttackConfig, OnlineAttack, attack_batch, border_attack, choose_targets
-from kdtrain.teachers import InputSpec, Teacher
+from kdtrain.attack import (
+    STAGES,
+    AttackConfig,
+    OnlineAttack,
+    attack_batch,
+    border_attack,
+    choose_targets,
+    make_batch_hook,
+    online_from_string,
+)
+from kdtrain.config import DistillConfig
+from kdtrain.distill import distill
+from kdtrain.errors import KDError
+from kdtrain.teachers import InputSpec, Teacher, load_teacher
+from tests._kdtrain_fixtures import write_shards, write_teacher
 
 torch.set_num_threads(1)
 
@@ -126,3 +141,52 @@ def test_bad_config_is_refused():
         AttackConfig(target="nope").validate()
     with pytest.raises(ValueError, match="step"):
         AttackConfig(eps=0.01, step=0.1).validate()
+
+
+def test_online_hook_from_a_flag_string():
+    t = tiny_teacher(1)
+    flag = "fraction=0.25,every=2,eps=32/255,max-steps=5,target=proportional,stages=post+deep-post"
+    hook = online_from_string(t, flag)
+    assert (hook.fraction, hook.every) == (0.25, 2)
+    assert hook.cfg.eps == pytest.approx(32 / 255) and hook.cfg.max_steps == 5
+    assert hook.cfg.target == "proportional" and hook.cfg.stages == ("post", "deep-post")
+    assert online_from_string(t, "on").every == 4
+    with pytest.raises(KDError, match="unknown attack option"):
+        online_from_string(t, "epsilon=3")
+
+
+def test_online_hook_on_a_trainer_batch_drops_labels_and_mix_of_replaced_rows():
+    t = tiny_teacher(1)
+    x = _images(32, 1)
+    labels = torch.arange(32) % 4
+    lam, perm = torch.full((32,), 0.3), torch.randperm(32)
+    hook = OnlineAttack(t, AttackConfig(eps=0.25), fraction=0.5, every=1, seed=0)
+    out = hook({"images": x, "labels": labels, "mix": (perm, lam), "keys": None}, 5)
+    changed = (out["images"] != x).flatten(1).any(1)
+    assert changed.any()
+    assert (out["labels"][changed] == -1).all() and (out["labels"][~changed] == labels[~changed]).all()
+    assert (out["mix"][1][changed] == 1).all() and (out["mix"][1][~changed] == 0.3).all()
+    assert torch.equal(labels, torch.arange(32) % 4)  # the caller's tensors are not modified
+    again = OnlineAttack(t, AttackConfig(eps=0.25), fraction=0.5, every=1, seed=0)
+    assert torch.equal(again({"images": x}, 5)["images"], out["images"])  # a function of (seed, step)
+
+
+def test_make_batch_hook_reads_the_trainer_config():
+    t = tiny_teacher(1)
+    assert make_batch_hook(SimpleNamespace(seed=0), t) is None
+    assert make_batch_hook(SimpleNamespace(adv="off", seed=0), t) is None
+    assert make_batch_hook(SimpleNamespace(adv="on", seed=0), None) is None
+    hook = make_batch_hook(SimpleNamespace(adv="every=2", adv_eps=0.2, adv_every=None, seed=1), t)
+    assert hook.every == 2 and hook.cfg.eps == pytest.approx(0.2)
+
+
+def test_distill_runs_with_the_online_hook(tmp_path):
+    write_shards(tmp_path / "s", "leaves", 32, 16, size=16, channels=3, labels=False)
+    write_teacher(tmp_path / "teacher.pt", channels=1, size=12)
+    hook = OnlineAttack(load_teacher(tmp_path / "teacher.pt"), fraction=0.5, every=2)
+    cfg = DistillConfig(teacher=str(tmp_path / "teacher.pt"), shards=[str(tmp_path / "s" / "leaves-*.tar")],
+                        eval="none", batch_size=8, steps=4, workers=0, threads=1, tensorboard=False,
+                        progress=False, out=str(tmp_path / "run"))
+    summary = distill(cfg, batch_hook=hook)
+    assert summary["steps"] == 4
+    assert hook.stats["batches"] == 2 and hook.stats["replaced"] > 0

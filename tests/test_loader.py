@@ -3,8 +3,7 @@ import warnings
 import pytest
 import torch
 
-from kdtrain.data import (ShardSource, check_shards, count_samples, expand_patterns, iterate_shards,
-                          make_train_loader)
+from kdtrain.data import ShardSource, check_shards, count_samples, expand_patterns, iterate_shards, make_train_loader
 from kdtrain.errors import KDError
 from kdtrain.presets import build_preset
 from kdtrain.teachers import InputSpec
@@ -122,3 +121,29 @@ def test_shards_without_images_rejected(tmp_path):
         w.write({"__key__": "000000000", "json": b"{}"})
     with pytest.raises(KDError, match="no image field"):
         check_shards([str(tmp_path / "x-000000.tar")], "x-*.tar")
+
+
+@pytest.mark.parametrize("fmt", ["pax", "gnu-longname", "gzip"])
+def test_other_tar_flavours_read_alike(tmp_path, fmt):
+    import gzip
+    import io
+    import tarfile
+
+    from kdtrain.data import Problems, read_shard
+
+    path = tmp_path / "x-000000.tar"
+    long = "k" * 120 if fmt == "gnu-longname" else "000000001"
+    members = {f"{long}.png": b"\x89PNG-ish", f"{long}.cls": b"3", "000000002.cls": b"4"}
+    raw = io.BytesIO()
+    fmt_id = tarfile.PAX_FORMAT if fmt == "pax" else tarfile.GNU_FORMAT
+    with tarfile.open(fileobj=raw, mode="w", format=fmt_id) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1.5  # a float mtime makes PAX records
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(gzip.compress(raw.getvalue()) if fmt == "gzip" else raw.getvalue())
+    problems = Problems()
+    samples = list(read_shard(str(path), problems))
+    assert [(s["__key__"], s.get("png"), s["cls"]) for s in samples] == [
+        (long, b"\x89PNG-ish", b"3"), ("000000002", None, b"4")]
+    assert not problems.counts

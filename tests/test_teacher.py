@@ -50,7 +50,10 @@ def test_export_torchscript_and_state_dict_with_sidecar(tmp_path):
         t = load_teacher(tmp_path / path, **kw)
         assert t.num_classes == 4
         assert torch.allclose(t(x), ref, atol=1e-5), path
-    assert load_teacher(tmp_path / "m.pt2").class_names == ["a", "b", "c", "d"]
+    exported = load_teacher(tmp_path / "m.pt2")
+    assert exported.class_names == ["a", "b", "c", "d"]
+    ref_feat = load_teacher(tmp_path / "w.pth", arch="cnn-tiny", spec="3x10x10").features(x)
+    assert torch.allclose(exported.features(x), ref_feat, atol=1e-5)  # cut from the exported graph
 
 
 def test_bad_teacher_files(tmp_path):
@@ -77,3 +80,26 @@ def test_teacher_command_on_labelled_shards(tmp_path):
     t = load_teacher(out / "teacher.pt")
     assert t.spec.channels == 1 and t.spec.height == 12 and t.num_classes == 10
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
+
+
+def test_image_folder_source_skips_unreadable_files(image_folder):
+    import warnings
+
+    from kdtrain.data import labelled_batches
+    from kdtrain.datasets import load_labelled
+
+    data = load_labelled(str(image_folder), train=False)  # no test/ or val/ inside: the folder itself
+    assert data.class_names == ["cat", "dog"] and len(data) == 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = list(labelled_batches(data.dataset, InputSpec(1, 16, 16, (0.5,), (0.5,)), 4))
+    assert sum(len(y) for _, y in batches) == 7 and batches[0][0].shape[1:] == (1, 16, 16)
+
+
+def test_fashion_mnist_idx_files():
+    from kdtrain.datasets import load_labelled
+
+    data = load_labelled("fashion-mnist", train=False)
+    assert len(data) == 10000 and data.spec.channels == 1 and data.class_names[9] == "Ankle boot"
+    img, label = data.dataset[0]
+    assert img.shape == (1, 28, 28) and img.dtype == torch.uint8 and 0 <= label < 10

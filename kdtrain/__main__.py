@@ -1,0 +1,5 @@
+"""`python -m kdtrain` (and `torchrun ... -m kdtrain distill ...`)."""
+
+from kdtrain.cli import main
+
+main()

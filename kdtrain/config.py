@@ -1,0 +1,106 @@
+"""The training config: every knob defined once, with its one-line help (which the CLI turns into flags).
+
+The same dataclass drives `kdtrain distill` (a teacher file given) and `kdtrain teacher` (no teacher:
+cross-entropy on labelled data). It is saved as config.yaml in the run folder and inside checkpoints.
+Other modules may add fields (e.g. the attack's `adv_*`): they get CLI flags automatically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+from kdtrain.errors import KDError
+
+
+def knob(default, help: str, **meta):
+    """A config field with its help text (the CLI flag's help, and the comment in the docs)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class DistillConfig:
+    # --- models
+    teacher: str | None = knob(None, "teacher file: kdtrain checkpoint, .pt2 export, TorchScript or state_dict")
+    teacher_arch: str | None = knob(None, "architecture of a bare state_dict teacher")
+    teacher_spec: str | None = knob(None, "input spec CxHxW[/means/stds] for a teacher file that lacks one")
+    student: str = knob("cnn-tiny", "student: a registered model name, tv:<torchvision name>, or a model file")
+    # --- training data
+    shards: list[str] = knob([], "surrogate shard pattern (brace/glob); repeat for several sets to mix")
+    weights: list[float] | None = knob(None, "mixing weights of the --shards sets, e.g. 0.7,0.3")
+    data: str | None = knob(None, "real labelled training data instead of shards: fashion-mnist, mnist, "
+                                  "cifar10, cifar100, an image folder or labelled shards")
+    samples_per_epoch: int | None = knob(None, "samples per epoch (default: the training data's size)")
+    shuffle_buffer: int = knob(2000, "shuffle buffer (samples) of each loader worker")
+    workers: int = knob(-1, "loader worker processes (-1: one per spare core, at most 8; 0: in-process)")
+    # --- augmentation
+    preset: str = knob("paper", "augmentation: none, crop-flip, paper, paper-shader")
+    ra_n: int = knob(2, "RandAugment number of ops (paper presets)")
+    ra_m: int = knob(14, "RandAugment magnitude, 0-30 (paper presets)")
+    jitter: float = knob(0.4, "colour jitter strength (paper presets)")
+    mixup: bool | None = knob(None, "mixup every batch (default: on for the paper presets)")
+    mixup_alpha: float = knob(1.0, "per-sample mixup lambda ~ Beta(alpha, alpha)")
+    # --- evaluation
+    eval: str | None = knob(None, "real labelled test data (same sources as --data); default: the test split "
+                                  "of --data, else of the teacher's training data; 'none' to skip")
+    eval_limit: int | None = knob(None, "evaluate on the first N test samples only")
+    # --- loss
+    temperature: float = knob(5.0, "KD softmax temperature T (loss scaled by T^2)")
+    ce_weight: float = knob(0.0, "add ce_weight x cross-entropy on the data's labels where present")
+    label_smoothing: float = knob(0.0, "label smoothing of the cross-entropy term")
+    # --- boundary attack (kdtrain.attack), online during distillation
+    adv: str | None = knob(None, "online boundary attack on part of the batches: 'on' (defaults) or key=value,... "
+                                 "e.g. fraction=0.5,every=4,eps=64/255,step=8/255,max-steps=10,target=uniform")
+    # --- optimisation
+    epochs: int = knob(10, "epochs of samples_per_epoch samples")
+    steps: int | None = knob(None, "stop after this many optimiser steps (overrides --epochs)")
+    batch_size: int = knob(128, "batch size per process")
+    optimizer: str = knob("sgd", "sgd or adamw")
+    lr: float = knob(0.1, "peak learning rate")
+    momentum: float = knob(0.9, "SGD momentum")
+    nesterov: bool = knob(True, "Nesterov momentum (SGD)")
+    weight_decay: float = knob(1e-4, "weight decay")
+    warmup: float = knob(0.02, "fraction of the steps with a linear learning-rate warm-up")
+    min_lr: float = knob(1e-6, "learning rate at the end of the cosine schedule")
+    grad_clip: float = knob(0.0, "clip the gradient norm to this (0: off)")
+    # --- runtime
+    device: str = knob("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = knob(-1, "torch CPU threads of the training process (-1: cores not used by loader workers)")
+    amp: str = knob("bf16", "CUDA mixed precision: bf16, fp16 or off (the CPU always runs float32)")
+    compile: bool = knob(False, "torch.compile the student and teacher")
+    channels_last: bool = knob(True, "channels_last memory format (faster convolutions on CUDA and CPU)")
+    seed: int = knob(0, "seed of initialisation, data order, augmentation and mixup")
+    out: str = knob("runs/distill", "run folder (checkpoints, logs, summary)")
+    resume: bool = knob(False, "continue the run in --out from its last checkpoint")
+    ckpt_every: int = knob(0, "also checkpoint every N steps (0: only at epoch ends and by time)")
+    ckpt_minutes: float = knob(10.0, "also checkpoint when this many minutes passed since the last one")
+    log_every: int = knob(20, "steps between training log rows")
+    tensorboard: bool = knob(True, "write TensorBoard event files")
+    progress: bool = knob(True, "show a progress bar")
+
+    # Fields that may differ on --resume without changing the result.
+    RUNTIME_ONLY = ("resume", "progress", "tensorboard", "ckpt_every", "ckpt_minutes", "log_every", "out",
+                    "eval_limit", "device", "threads")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DistillConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise KDError(f"unknown config fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def resolved_threads(self) -> int:
+        if self.threads > 0:
+            return self.threads
+        return max(1, (os.cpu_count() or 1) - self.resolved_workers())
+
+    def resolved_workers(self) -> int:
+        if self.workers >= 0:
+            return self.workers
+        return max(0, min(8, (os.cpu_count() or 1) - 1))

@@ -1,0 +1,440 @@
+"""The trainer: distil a teacher into a student (or, with no teacher, train on labels), with exact resume.
+
+`distill(config)` is the plain function the CLI calls. One train step: uint8 batch -> device, float
+[0,1] -> mixup -> `batch_hook(batch, step)` (identity unless the attack plugs in) -> the teacher labels
+the final images -> student loss -> optimiser and per-step cosine schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from kdtrain import checkpoint
+from kdtrain.config import DistillConfig
+from kdtrain.data import ShardSource, TensorSource, check_shards, count_samples, expand_patterns, make_train_loader
+from kdtrain.datasets import LabelledSet, load_labelled
+from kdtrain.errors import KDError
+from kdtrain.evaluate import Evaluator
+from kdtrain.logs import RunLog, write_json, write_yaml
+from kdtrain.models import create_model
+from kdtrain.presets import build_preset, mixup
+from kdtrain.teachers import InputSpec, Teacher, load_teacher, model_checkpoint, save_model
+
+__all__ = ["DistillConfig", "distill", "kd_loss", "mixed_ce"]
+
+BatchHook = Callable[[dict, int], dict]
+NAMED_DATASETS = ("fashion-mnist", "fmnist", "mnist", "cifar10", "cifar100")
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
+    """KL(softmax(t/T) || softmax(s/T)) * T^2, mean over the batch (Hinton et al. 2015)."""
+    return F.kl_div(F.log_softmax(student_logits / T, -1), F.log_softmax(teacher_logits / T, -1),
+                    reduction="batchmean", log_target=True) * (T * T)
+
+
+def mixed_ce(logits: torch.Tensor, labels: torch.Tensor, mix: tuple | None, smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy on labels (-1 = unknown, ignored); with mixup, lambda-weighted over both sources."""
+    def ce(y):
+        return F.cross_entropy(logits, y.clamp_min(0), reduction="none", label_smoothing=smoothing) * (y >= 0)
+
+    if mix is None:
+        return ce(labels).sum() / (labels >= 0).sum().clamp_min(1)
+    perm, lam = mix
+    return (lam * ce(labels) + (1 - lam) * ce(labels[perm])).sum() / (labels >= 0).sum().clamp_min(1)
+
+
+def identity_hook(batch: dict, step: int) -> dict:
+    return batch
+
+
+def default_batch_hook(config: DistillConfig, teacher: Teacher | None) -> BatchHook:
+    """The boundary attack plugs in here: `kdtrain.attack.make_batch_hook(config, teacher)` returning a
+    hook (or None when its `adv_*` settings leave it off)."""
+    try:
+        from kdtrain.attack import make_batch_hook
+    except ImportError:
+        return identity_hook
+    return make_batch_hook(config, teacher) or identity_hook
+
+
+def cosine_with_warmup(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def distill(config: DistillConfig, batch_hook: BatchHook | None = None) -> dict:
+    """Run (or resume) a training run described by `config`; returns the summary (also summary.json)."""
+    try:
+        return Run(config, batch_hook).train()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train_teacher(config: DistillConfig) -> dict:
+    """Train a model on labelled data with cross-entropy (what `kdtrain teacher` runs)."""
+    if config.teacher:
+        raise KDError("train_teacher takes no teacher")
+    return distill(config)
+
+
+class Run:
+    """One training run: everything is validated before the run folder is made."""
+
+    def __init__(self, config: DistillConfig, batch_hook: BatchHook | None):
+        self.cfg = cfg = dataclasses.replace(config)  # resolved in place below; the caller's copy stays as given
+        self.rank, self.world, self.device = _setup_distributed(cfg.device)
+        cuda = self.device.type == "cuda"
+        self.main = self.rank == 0
+        self.out = Path(cfg.out)
+        self.cfg.workers = cfg.resolved_workers()
+        torch.set_num_threads(cfg.resolved_threads())  # oversubscribed cores stall torch's thread pool badly
+        state = self._check_out()
+
+        # teacher, training data, spec, classes
+        self.teacher = None
+        if cfg.teacher:
+            self.teacher = load_teacher(cfg.teacher, self.device, cfg.teacher_arch, cfg.teacher_spec)
+        if bool(cfg.shards) == bool(cfg.data):
+            raise KDError("give either --shards (surrogate data) or --data (real labelled data)")
+        if self.teacher is None and not cfg.data:
+            raise KDError("training without a teacher needs labelled --data")
+        train_set = load_labelled(cfg.data, train=True) if cfg.data else None
+        self.spec: InputSpec = self.teacher.spec if self.teacher else train_set.spec
+        self.class_names = self.teacher.class_names if self.teacher else train_set.class_names
+        if train_set is not None:
+            _check_classes(train_set, self.class_names, "--data")
+            self.source, n_data = TensorSource(train_set.dataset), len(train_set)
+        else:
+            sets = [expand_patterns([p]) for p in cfg.shards]
+            for p, urls in zip(cfg.shards, sets, strict=True):
+                check_shards(urls, p)
+            self.source = ShardSource(sets, cfg.weights, cfg.shuffle_buffer)
+            n_data = sum(count_samples(u) for u in sets)
+        self.samples_per_epoch = cfg.samples_per_epoch or n_data
+        self.steps_per_epoch = self.samples_per_epoch // (cfg.batch_size * self.world)
+        if self.steps_per_epoch < 1:
+            raise KDError(f"{self.samples_per_epoch} samples per epoch are less than one batch of "
+                          f"{cfg.batch_size} x {self.world} processes")
+        self.total_steps = cfg.steps or cfg.epochs * self.steps_per_epoch
+        self.eval_set = self._eval_set(train_set)
+        if self.eval_set is not None:
+            _check_classes(self.eval_set, self.class_names, "--eval")
+
+        # student
+        torch.manual_seed(cfg.seed)
+        self.arch, self.student = self._build_student()
+        self.student.to(self.device)
+        if cfg.channels_last:  # faster convolutions on CUDA and with oneDNN on CPU (1.4x for resnet8 here)
+            self.student.to(memory_format=torch.channels_last)
+            if self.teacher:
+                self.teacher.model.to(memory_format=torch.channels_last)
+        self.opt = self._optimizer()
+        warm = int(cfg.warmup * self.total_steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, cosine_with_warmup(self.total_steps, warm, cfg.min_lr / cfg.lr if cfg.lr else 0.0))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp == "fp16")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if cuda else None
+        self.preset = build_preset(cfg.preset, min(self.spec.height, self.spec.width), cfg.ra_n, cfg.ra_m, cfg.jitter)
+        self.mixup = self.preset.mixup if cfg.mixup is None else cfg.mixup
+        self.mean = torch.tensor(self.spec.mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(self.spec.std, device=self.device).view(1, -1, 1, 1)
+        self.batch_hook = batch_hook or default_batch_hook(cfg, self.teacher)
+
+        # progress counters (restored on resume)
+        self.step, self.samples_seen, self.elapsed, self.train_s = 0, 0, 0.0, 0.0
+        self.problems: dict[str, int] = {}
+        self.last_eval: dict = {}
+        self.shards_seen: set[str] = set()
+        if state is not None:
+            self._restore(state)
+
+        self.model = self.student
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.student, device_ids=[self.device.index] if cuda else None)
+        if cfg.compile:
+            self.model = torch.compile(self.model)
+            if self.teacher:
+                self.teacher.model = torch.compile(self.teacher.model)
+        self.evaluator = Evaluator(self.eval_set, self.spec, self.device, cfg.batch_size * 2, cfg.eval_limit,
+                                   self.amp_dtype, cfg.channels_last) if self.eval_set is not None else None
+
+    # ------------------------------------------------------------------------------------------ setup
+
+    def _check_out(self) -> dict | None:
+        last = self.out / "last.pt"
+        if self.cfg.resume:
+            if not last.exists():
+                if (self.out / "summary.json").exists():
+                    raise KDError(f"{self.out} holds a finished run without a checkpoint")
+                return None  # nothing to resume yet: start fresh (lets a launcher always pass --resume)
+            state = checkpoint.load(last)
+            diff = [k for k, v in self.cfg.to_dict().items()
+                    if k not in DistillConfig.RUNTIME_ONLY and state["config"].get(k) != v]
+            if diff:
+                raise KDError(f"--resume with a different config than {last}: {', '.join(diff)}")
+            return state
+        if last.exists() or (self.out / "summary.json").exists():
+            raise KDError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        return None
+
+    def _eval_set(self, train_set: LabelledSet | None) -> LabelledSet | None:
+        src = self.cfg.eval
+        if src is not None and src.lower() in ("none", ""):
+            return None
+        if src is None:
+            src = self.cfg.data if train_set is not None else getattr(self.teacher, "data", None)
+            if src is None or (src.lower() not in NAMED_DATASETS and not Path(src).is_dir()):
+                return None
+        return load_labelled(src, train=False)
+
+    def _build_student(self):
+        name = self.cfg.student
+        n = len(self.class_names)
+        if Path(name).is_file():  # initialise from a model file (kdtrain checkpoint)
+            init = load_teacher(name)
+            if init.num_classes != n:
+                raise KDError(f"student {name} has {init.num_classes} classes, the teacher {n}")
+            if init.spec.channels != self.spec.channels:
+                raise KDError(f"student {name} takes {init.spec.channels} channels, the teacher {self.spec.channels}")
+            model = init.model.train()
+            for p in model.parameters():
+                p.requires_grad_(True)
+            return init.arch, model
+        return name, create_model(name, n, self.spec.channels)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        c = self.cfg
+        decay = [p for p in self.student.parameters() if p.ndim > 1]
+        no_decay = [p for p in self.student.parameters() if p.ndim <= 1]  # no weight decay on BN and biases
+        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=c.lr)
+        raise KDError(f"unknown optimizer {c.optimizer!r}; use sgd or adamw")
+
+    def _restore(self, s: dict) -> None:
+        self.student.load_state_dict(s["model"])
+        self.opt.load_state_dict(s["optimizer"])
+        self.sched.load_state_dict(s["scheduler"])
+        self.scaler.load_state_dict(s["scaler"])
+        checkpoint.set_rng_state(s["rng"])
+        self.step, self.samples_seen = s["step"], s["samples_seen"]
+        self.elapsed, self.train_s = s["elapsed"], s["train_s"]
+        self.problems, self.last_eval = dict(s["problems"]), dict(s["last_eval"])
+        self.shards_seen = set(s["shards_seen"])
+
+    # --------------------------------------------------------------------------------------- training
+
+    def train(self) -> dict:
+        cfg = self.cfg
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_yaml(self.out / "config.yaml", cfg.to_dict())
+        log = RunLog(self.out if self.main else None, self.total_steps, self.step, cfg.tensorboard, cfg.progress)
+        t_start, last_ckpt = time.time(), time.time()
+        self.elapsed_base = self.elapsed
+        loader = make_train_loader(self.source, self.spec, self.preset, cfg.batch_size, self.steps_per_epoch,
+                                   self.total_steps, self.step, cfg.seed, self.rank, self.world, cfg.workers,
+                                   pin_memory=self.device.type == "cuda")
+        window_t, window_n, window_steps, loss_sum = time.time(), 0, 0, None
+        t_prev = time.time()
+        try:
+            for batch in loader:
+                if batch["step"] != self.step:
+                    raise RuntimeError(f"loader out of order: got batch {batch['step']}, expected {self.step}")
+                parts = self.train_step(batch, self.step)
+                self.train_s += time.time() - t_prev  # loader wait + step; evaluation and saving excluded
+                self.step += 1
+                window_steps += 1
+                n = len(batch["images"]) * self.world
+                self.samples_seen += n
+                window_n += n
+                for k, v in batch["problems"].items():
+                    self.problems[k] = self.problems.get(k, 0) + v
+                self.shards_seen.update(os.path.basename(u) for u in set(batch["urls"]) if u)
+                loss_sum = {k: (loss_sum or {}).get(k, 0) + parts.get(k, 0) for k in {*parts, *(loss_sum or {})}}
+                log.progress(1, {})
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    losses = {k: float(v) / window_steps for k, v in loss_sum.items()}
+                    rate = window_n / max(1e-9, time.time() - window_t)
+                    log.progress(0, {"loss": losses["loss"], "samples/s": round(rate)})
+                    log.row("train", self.step, epoch=self.epoch, lr=self.sched.get_last_lr()[0], samples_per_s=rate,
+                            skipped=sum(self.problems.values()), wall_s=self._wall(t_start), **losses)
+                    window_t, window_n, window_steps, loss_sum = time.time(), 0, 0, None
+                epoch_end = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
+                t_pause = time.time()
+                if epoch_end:
+                    self._evaluate(log, t_start)
+                if self.main and (epoch_end or (cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
+                                  or time.time() - last_ckpt > 60 * cfg.ckpt_minutes):
+                    self._save(t_start, model_file=epoch_end)
+                    last_ckpt = time.time()
+                t_prev = time.time()
+                window_t += t_prev - t_pause  # the rate shown is training speed, without eval and saving
+        except KDError:
+            raise
+        except Exception as e:  # a KDError raised in a loader worker arrives wrapped
+            if "KDError" in str(e) and "Original Traceback" in str(e):
+                raise KDError(str(e).strip().splitlines()[-1].split("KDError: ", 1)[-1]) from None
+            raise
+        finally:
+            log.close()
+        return self._finish(t_start)
+
+    @property
+    def epoch(self) -> int:
+        return (self.step - 1) // self.steps_per_epoch if self.step else 0
+
+    def _wall(self, t_start: float) -> float:
+        return self.elapsed_base + time.time() - t_start
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def train_step(self, batch: dict, step: int) -> dict:
+        """One optimiser step; returns the loss parts as (device) tensors, detached."""
+        cfg, dev = self.cfg, self.device
+        x = batch["images"].to(dev, non_blocking=True)
+        if len(x) == 0:  # every sample of the batch was undecodable: keep the schedule in step
+            self.sched.step()
+            return {"loss": torch.zeros((), device=dev)}
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.float().div_(255)
+        labels = batch["labels"].to(dev, non_blocking=True)
+        mix = None
+        if self.mixup and len(x) > 1:
+            rng = np.random.default_rng([cfg.seed, step, self.rank, 7])
+            lam = torch.from_numpy(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, len(x))).float().to(dev)
+            perm = torch.from_numpy(rng.permutation(len(x))).to(dev)
+            x, mix = mixup(x, lam, perm), (perm, lam)
+        b = {"images": x, "labels": labels if bool((labels >= 0).any()) else None, "mix": mix,
+             "keys": batch["keys"], "urls": batch["urls"], "step": step}
+        b = self.batch_hook(b, step)
+        x, labels, mix = b["images"], b.get("labels"), b.get("mix")
+        with self.autocast():
+            t_logits = None
+            if self.teacher is not None:
+                with torch.no_grad():
+                    t_logits = self.teacher(x).float()
+            s_logits = self.model((x - self.mean) / self.std).float()
+        parts = {}
+        if t_logits is not None:
+            parts["kd_loss"] = kd_loss(s_logits, t_logits, cfg.temperature)
+        ce_w = 1.0 if self.teacher is None else cfg.ce_weight
+        if ce_w and labels is not None:
+            parts["ce_loss"] = mixed_ce(s_logits, labels, mix, cfg.label_smoothing)
+        loss = parts.get("kd_loss", 0.0) + ce_w * parts.get("ce_loss", 0.0)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.grad_clip:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+    def _evaluate(self, log: RunLog, t_start: float) -> None:
+        if self.evaluator is None or not self.main:  # other ranks go on and wait in their next all-reduce
+            return
+        self.student.eval()
+        try:
+            self.last_eval = self.evaluator(self.student, self.teacher)
+        finally:
+            self.student.train()
+        log.row("eval", self.step, epoch=self.epoch, wall_s=self._wall(t_start), **self.last_eval)
+        log.message(f"step {self.step} epoch {self.epoch}: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in self.last_eval.items() if v is not None))
+
+    def _model_ckpt(self) -> dict:
+        return model_checkpoint(self.student, self.arch, self.spec, len(self.class_names), self.class_names,
+                                data=self.cfg.data, config=self.cfg.to_dict(), eval=self.last_eval)
+
+    def _save(self, t_start: float, model_file: bool) -> None:
+        state = {
+            "model": self.student.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+            "step": self.step, "epoch": self.epoch, "rng": checkpoint.rng_state(), "config": self.cfg.to_dict(),
+            "samples_seen": self.samples_seen, "elapsed": self._wall(t_start), "train_s": self.train_s,
+            "problems": self.problems, "last_eval": self.last_eval, "shards_seen": sorted(self.shards_seen),
+        }
+        checkpoint.save(self.out / "last.pt", state)
+        if model_file:
+            save_model(self.out / self.model_file, self._model_ckpt())
+
+    @property
+    def model_file(self) -> str:
+        return "student.pt" if self.teacher is not None else "teacher.pt"
+
+    def _finish(self, t_start: float) -> dict:
+        shards_by_rank = [sorted(self.shards_seen)]
+        if self.world > 1:
+            shards_by_rank = [None] * self.world
+            dist.all_gather_object(shards_by_rank, sorted(self.shards_seen))
+        wall = self._wall(t_start)
+        summary = {
+            "mode": "distill" if self.teacher is not None else "supervised",
+            "model": self.arch, "teacher": self.cfg.teacher, "model_file": str(self.out / self.model_file),
+            **{k: self.last_eval.get(k) for k in ("student_top1", "teacher_top1", "agreement", "eval_samples")},
+            "steps": self.step, "epochs": self.step / self.steps_per_epoch, "samples_seen": self.samples_seen,
+            "wall_s": round(wall, 2), "train_s": round(self.train_s, 2),
+            "samples_per_s": round(self.samples_seen / max(1e-9, self.train_s), 1),
+            "skipped_samples": self.problems.get("bad_samples", 0),
+            "shard_errors": self.problems.get("shard_errors", 0),
+            "world_size": self.world, "device": str(self.device), "workers": self.cfg.workers,
+            "shards_seen_by_rank": shards_by_rank if self.cfg.shards else None,
+        }
+        if self.main:
+            write_json(self.out / "summary.json", summary)
+        return summary
+
+
+def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """Rank, world size and device; joins the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and world > 1:
+        device = f"cuda:{local}"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise KDError(f"bad --device {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise KDError("--device cuda but CUDA is not available")
+    if world > 1 and not dist.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return rank, world, dev
+
+
+def _check_classes(data: LabelledSet, names: list[str], flag: str) -> None:
+    if data.num_classes != len(names):
+        raise KDError(f"{flag} {data.name} has {data.num_classes} classes, the model {len(names)}")
+    generic = [str(i) for i in range(len(names))]
+    if names != generic and data.class_names != generic and list(data.class_names) != list(names):
+        raise KDError(f"{flag} {data.name} classes {data.class_names[:3]}... differ from the model's {names[:3]}...")

@@ -1,0 +1,511 @@
+"""The results report of a pipeline run: a Markdown page (table, figures, targets, commands) regenerated from
+the run's summary files alone, so it never disagrees with them.
+
+Inputs (any set may be missing; the report shows what exists):
+  DATA/NAME-manifest.json                    kdgen manifests (command, seed, num_samples, seconds)
+  RUNS/teacher/summary.json, config.yaml     the teacher's run
+  RUNS/students/SET/summary.json, config.yaml one distillation run per surrogate set; SET 'original' = real data
+  RUNS/scores/score.json, score.png          `kdtrain score` with one labelled set per SET
+  RUNS/sheets/SET.png                        contact sheets (`kdgen preview`)
+  RUNS/NOTES.md                              free-text analysis, included verbatim
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kdtrain.errors import KDError
+
+ORDER = ("original", "shaders", "shaders_adv", "leaves", "leaves_adv", "noise", "noise_adv", "curated")
+ALIASES = {"curated": ("pool_balanced",)}  # student set -> dataset name, where they differ
+REAL_SIZES = {"fashion-mnist": 60000, "mnist": 60000, "cifar10": 50000, "cifar100": 50000}
+# (what, set-name prefix, fraction of the original-data student, the paper's figure on CIFAR-10)
+TARGETS = (("shader images", "shaders", 0.97, "98%"), ("dead leaves", "leaves", 0.95, "96%"),
+           ("noise with the attack", "noise", 0.90, "72% without the attack"))
+METRICS = (("relative_entropy", "relative entropy"), ("mean_max_softmax", "confidence"),
+           ("diversity", "diversity"), ("mean_top2_margin", "top-2 margin"), ("feature_spread", "feature spread"))
+DASH = "—"
+
+
+@dataclass
+class SetRun:
+    """One student run and everything the report knows about the data it was distilled on."""
+
+    name: str
+    summary: dict
+    config: dict
+    manifests: list[dict] = field(default_factory=list)
+    score: dict | None = None
+    sheet: Path | None = None
+
+    @property
+    def top1(self) -> float | None:
+        return self.summary.get("student_top1")
+
+    @property
+    def images(self) -> int | None:
+        if self.manifests:
+            return sum(int(m.get("num_samples", 0)) for m in self.manifests)
+        return REAL_SIZES.get(str(self.config.get("data")).lower())
+
+    @property
+    def gen_s(self) -> float | None:
+        """Generation seconds of the data; None where a manifest did not record them (e.g. attacked sets)."""
+        secs = [m.get("seconds") for m in self.manifests]
+        return None if not secs or None in secs else float(sum(secs))
+
+    @property
+    def is_attack(self) -> bool:
+        """An attacked set: offline (an 'attack' manifest) or online (adv_* knobs in the config)."""
+        return (any(m.get("generator") == "attack" for m in self.manifests) or "adv" in self.name
+                or "online" in self.name)
+
+
+# ---------------------------------------------------------------- reading
+
+def _read_json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise KDError(f"{path} is not valid JSON; rerun the stage that writes it") from None
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        raise KDError(f"{path} is not valid YAML; rerun the stage that writes it") from None
+
+
+def _norm(name: str) -> str:
+    """Labels are typed both as leaves-adv and leaves_adv."""
+    return name.lower().replace("-", "_")
+
+
+def _dataset_name(pattern: str) -> str:
+    """data/full/leaves-{000000..000009}.tar -> leaves (a shard pattern's dataset name)."""
+    stem = re.sub(r"\.tar$", "", Path(pattern).name)
+    return re.sub(r"[-_]?(\*|\{[^}]*\}|\[[^]]*\]|\?|\d{6})+$", "", stem)
+
+
+def _manifests(data: Path) -> dict[str, dict]:
+    """Every final manifest in DATA by normalised dataset name (per-rank manifests are left out)."""
+    out = {}
+    for path in sorted(data.glob("*-manifest.json")) if data.is_dir() else []:
+        meta = _read_json(path)
+        out[_norm(meta.get("name") or path.name.removesuffix("-manifest.json"))] = meta
+    return out
+
+
+def _data_names(name: str, config: dict) -> list[str]:
+    """Datasets a student saw: from its --shards patterns, else by its set name (and aliases)."""
+    names = [_dataset_name(p) for p in config.get("shards") or []]
+    return names or [name, *ALIASES.get(name, ())]
+
+
+def _find_score(scores: dict, run: SetRun, data_names: list[str]) -> dict | None:
+    by_norm = {_norm(k): v for k, v in scores.items()}
+    if run.name == "original":  # the real data's scores come from the real test images
+        return next((v for k, v in scores.items() if k.endswith("(real)")), by_norm.get("original"))
+    return next((by_norm[_norm(n)] for n in [run.name, *ALIASES.get(run.name, ()), *data_names]
+                 if _norm(n) in by_norm), None)
+
+
+def _find_sheet(sheets: Path, names: list[str]) -> Path | None:
+    for n in names:
+        for variant in (n, n.replace("-", "_"), n.replace("_", "-")):
+            if (sheets / f"{variant}.png").exists():
+                return sheets / f"{variant}.png"
+    return None
+
+
+def _order(name: str) -> tuple:
+    return (ORDER.index(name), "") if name in ORDER else (len(ORDER), name)
+
+
+def collect(runs: Path, data: Path) -> tuple[list[SetRun], dict]:
+    """The student runs in report order, and the score file (may be empty)."""
+    if not runs.is_dir():
+        raise KDError(f"--runs {runs}: no such folder; run the pipeline first (make pipeline)")
+    summaries = sorted(runs.glob("students/*/summary.json"))
+    if not summaries:
+        raise KDError(f"no students in {runs}/students/*/summary.json; run `make students` first")
+    manifests = _manifests(data)
+    score_file = _read_json(runs / "scores" / "score.json") or {}
+    scores = score_file.get("sets", {})
+    out = []
+    for path in summaries:
+        name = path.parent.name
+        run = SetRun(name, _read_json(path), _read_yaml(path.parent / "config.yaml"))
+        names = _data_names(name, run.config)
+        run.manifests = [manifests[_norm(n)] for n in names if _norm(n) in manifests]
+        run.score = _find_score(scores, run, names)
+        run.sheet = _find_sheet(runs / "sheets", [name, *ALIASES.get(name, ()), *names])
+        out.append(run)
+    return sorted(out, key=lambda r: _order(r.name)), score_file
+
+
+# ---------------------------------------------------------------- numbers
+
+def _pct(x: float | None) -> str:
+    return DASH if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _count(n: int | None) -> str:
+    return DASH if n is None else f"{n:,}"
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return DASH
+    if s < 90:
+        return f"{s:.0f} s"
+    return f"{s / 60:.1f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
+def _ranks(v: list[float]) -> list[float]:
+    """1-based ranks, ties sharing their average rank."""
+    order = sorted(range(len(v)), key=lambda i: v[i])
+    ranks = [0.0] * len(v)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman's rho: Pearson correlation of the average ranks; None where undefined (n < 3, constant)."""
+    if len(x) != len(y) or len(x) < 3:
+        return None
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sx, sy = math.sqrt(sum((a - mx) ** 2 for a in rx)), math.sqrt(sum((b - my) ** 2 for b in ry))
+    return cov / (sx * sy) if sx and sy else None
+
+
+def _score_value(run: SetRun, key: str) -> float | None:
+    return None if run.score is None else run.score.get(key)
+
+
+def _original(runs: list[SetRun]) -> float | None:
+    return next((r.top1 for r in runs if r.name == "original"), None)
+
+
+def _relative(run: SetRun, ref: float | None) -> float | None:
+    return None if run.top1 is None or not ref else run.top1 / ref
+
+
+# ---------------------------------------------------------------- figures
+
+def plot_accuracy(runs: list[SetRun], teacher_top1: float | None, path: Path) -> None:
+    """Student top-1 per set; the original-data student as the reference line, each target as a red tick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = _original(runs)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(runs) + 2), 3.6))
+    xs = range(len(runs))
+    tops = [100 * (r.top1 or 0) for r in runs]
+    colours = ["#777777" if r.name == "original" else "#d62728" if r.is_attack else "#1f77b4" for r in runs]
+    ax.bar(xs, tops, color=colours)
+    if any(r.is_attack for r in runs):
+        ax.bar([0], [0], color="#d62728", label="attacked set")  # a legend entry only
+    for x, t in zip(xs, tops):  # inside the bar top, clear of the target ticks
+        ax.text(x, max(t - 6, 1), f"{t:.1f}", ha="center", color="white", fontsize=8)
+    if ref:
+        ax.axhline(100 * ref, color="black", lw=1, label=f"original-data student {100 * ref:.1f}%")
+        label = "target"  # one legend entry for all target ticks
+        for x, r in zip(xs, runs):
+            target = _target_for(r)
+            if target:
+                ax.hlines(100 * ref * target[2], x - 0.4, x + 0.4, colors="red", lw=2, linestyles="dashed",
+                          label=label)
+                label = None
+    if teacher_top1:
+        ax.axhline(100 * teacher_top1, color="green", lw=1, ls=":", label=f"teacher {100 * teacher_top1:.1f}%")
+    ax.set_xticks(list(xs), [r.name for r in runs], rotation=30, ha="right")
+    ax.set_ylabel("student top-1 (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_score_vs_top1(runs: list[SetRun], path: Path) -> bool:
+    """One scatter per score metric against student top-1; False (nothing written) without scored students."""
+    pts = [r for r in runs if r.score and r.top1 is not None]
+    if not pts:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3 * len(METRICS), 3), sharey=True)
+    for ax, (key, label) in zip(axes, METRICS):
+        for r in pts:
+            v = r.score.get(key)
+            if v is not None:
+                ax.scatter(v, 100 * r.top1, s=18)
+                ax.annotate(r.name, (v, 100 * r.top1), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("student top-1 (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------- sections
+
+def _target_for(run: SetRun):
+    """The target a set is checked against: its family (name prefix); noise only where attacked."""
+    for t in TARGETS:
+        if run.name.startswith(t[1]) and (t[1] != "noise" or run.is_attack):
+            return t
+    return None
+
+
+def table(runs: list[SetRun]) -> str:
+    ref = _original(runs)
+    head = ["set", "student top-1", "% of original", "agreement", "relative entropy", "confidence", "diversity",
+            "images", "wall time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        distill_s = r.summary.get("wall_s")
+        wall = None if distill_s is None else distill_s + (r.gen_s or 0)
+        mark = "" if r.gen_s is not None or not r.manifests or wall is None else "*"
+        cells = [f"`{r.name}`", _pct(r.top1), _pct(_relative(r, ref)), _pct(r.summary.get("agreement")),
+                 _num(_score_value(r, "relative_entropy")), _num(_score_value(r, "mean_max_softmax")),
+                 _num(_score_value(r, "diversity")), _count(r.images), _duration(wall) + mark]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _teacher_top1(teacher: dict | None, runs: list[SetRun]) -> float | None:
+    """A teacher run's own test top-1 is its summary's student_top1; else what the students measured."""
+    if teacher and teacher.get("student_top1") is not None:
+        return teacher["student_top1"]
+    return next((r.summary["teacher_top1"] for r in runs if r.summary.get("teacher_top1") is not None), None)
+
+
+def targets_section(runs: list[SetRun]) -> tuple[str, int, int]:
+    """Markdown, targets met, targets checked."""
+    ref = _original(runs)
+    lines, met, checked = ["## Targets", ""], 0, 0
+    if not ref:
+        return "## Targets\n\nNo original-data student: the targets cannot be checked.\n", 0, 0
+    lines.append(f"Relative to the original-data student ({_pct(ref)}); the best run of each family counts.")
+    lines.append("")
+    for what, prefix, frac, paper in TARGETS:
+        family = [r for r in runs if _target_for(r) and _target_for(r)[1] == prefix and r.top1 is not None]
+        if not family:
+            lines.append(f"- **{what}** (>= {frac:.0%}; paper {paper}): no run")
+            continue
+        best = max(family, key=lambda r: r.top1)
+        rel = best.top1 / ref
+        checked += 1
+        met += rel >= frac
+        others = ", ".join(f"`{r.name}` {_pct(r.top1 / ref)}" for r in family if r is not best)
+        lines.append(f"- **{what}** (>= {frac:.0%}; paper {paper}): **{'met' if rel >= frac else 'missed'}** — "
+                     f"`{best.name}` {_pct(best.top1)} top-1 = {_pct(rel)} of original"
+                     + (f" (also {others})" if others else ""))
+    return "\n".join(lines) + "\n", met, checked
+
+
+def spearman_section(runs: list[SetRun]) -> str:
+    pts = [r for r in runs if r.score and r.top1 is not None]
+    lines = ["## Does the score predict the student?", ""]
+    if len(pts) < 3:
+        return "\n".join(lines + [f"Needs scores and students for at least 3 sets; found {len(pts)}.", ""])
+    lines += ["Spearman rank correlation (average ranks for ties) between each `kdtrain score` metric of a set "
+              "and the top-1 of the student distilled on it. The `original` row's scores are those of the real "
+              "test images. rho = 1: the metric orders the sets exactly as their students; with this few sets "
+              "only a large |rho| means much.", "",
+              "| metric | Spearman rho | n |", "|---|---|---|"]
+    for key, label in METRICS:
+        both = [(r.score[key], r.top1) for r in pts if r.score.get(key) is not None]
+        rho = spearman([a for a, _ in both], [b for _, b in both])
+        lines.append(f"| {label} | {_num(rho, 2)} | {len(both)} |")
+    lines += ["", "| set | student top-1 | " + " | ".join(label for _, label in METRICS) + " |",
+              "|" + "---|" * (len(METRICS) + 2)]
+    for r in pts:
+        lines.append(f"| `{r.name}` | {_pct(r.top1)} | " + " | ".join(_num(r.score.get(k)) for k, _ in METRICS)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def config_command(config: dict) -> str:
+    """Rebuild the kdtrain command of a run from its config.yaml: only the flags that differ from the defaults."""
+    from dataclasses import MISSING, fields
+
+    from kdtrain.cli import RENAME, TEACHER_DEFAULTS, TEACHER_FIELDS
+    from kdtrain.config import DistillConfig
+
+    sub = "distill" if config.get("teacher") else "teacher"
+    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(DistillConfig)}
+    if sub == "teacher":
+        defaults.update(TEACHER_DEFAULTS)
+    parts = ["kdtrain", sub]
+    for key, value in config.items():
+        if key == "command" or (sub == "teacher" and key not in TEACHER_FIELDS) or value is None \
+                or value == defaults.get(key):
+            continue
+        flag = "--" + RENAME.get(sub, {}).get(key, key).replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, list) and value and isinstance(value[0], float):
+            parts += [flag, ",".join(map(str, value))]
+        elif isinstance(value, list):
+            for v in value:
+                parts += [flag, shlex.quote(str(v))]
+        else:
+            parts += [flag, shlex.quote(str(value))]
+    return " ".join(parts)
+
+
+def commands_section(runs: list[SetRun], data: Path, teacher_cfg: dict, runs_dir: Path, out_md: Path) -> str:
+    lines = ["## Commands and seeds", "", "Data (from each set's manifest in "
+             f"`{data}`):", "", "```sh"]
+    manifests = _manifests(data)
+    for key in sorted(manifests, key=_order):
+        m = manifests[key]
+        secs = f", {_duration(m['seconds'])}" if m.get("seconds") is not None else ""
+        lines.append(f"# {m.get('name', key)}: seed {m.get('seed', DASH)}, {_count(m.get('num_samples'))} images{secs}")
+        lines.append(m.get("command") or "# (command not recorded)")
+    if not manifests:
+        lines.append("# no manifests found")
+    lines += ["```", "", "Teacher and students (rebuilt from each run's config.yaml: the flags that differ from "
+              "the defaults):", "", "```sh"]
+    if teacher_cfg:
+        lines += [f"# teacher: seed {teacher_cfg.get('seed', DASH)}", config_command(teacher_cfg)]
+    for r in runs:
+        s = r.summary
+        lines.append(f"# {r.name}: seed {r.config.get('seed', DASH)}, {_count(s.get('steps'))} steps, "
+                     f"{_count(s.get('samples_seen'))} samples, generation {_duration(r.gen_s)}, "
+                     f"distillation {_duration(s.get('wall_s'))}")
+        cmd = s.get("command") or r.config.get("command")
+        lines.append(cmd or (config_command(r.config) if r.config else "# (config.yaml missing)"))
+    lines += ["```", "", "This report:", "", "```sh",
+              f"kdtrain report --runs {runs_dir} --data {data} --out {out_md}", "```", ""]
+    return "\n".join(lines)
+
+
+def differences_section(runs: list[SetRun], teacher: dict | None, teacher_cfg: dict) -> str:
+    steps = sorted({r.summary.get("steps") for r in runs} - {None})
+    batch = sorted({r.config.get("batch_size") for r in runs} - {None})
+    devices = sorted({r.summary.get("device") for r in runs} - {None})
+    temps = sorted({r.config.get("temperature") for r in runs} - {None})
+    dataset = teacher_cfg.get("data") or next((r.config.get("data") for r in runs if r.config.get("data")), None)
+    desc = " (28x28 grey, 10 classes)" if dataset == "fashion-mnist" else ""
+    budget = DASH if not steps else f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,} to {steps[-1]:,}"
+    return "\n".join([
+        "## What differs from the paper", "",
+        f"- Data: the teacher's data is `{dataset or DASH}`{desc}, not CIFAR-10/100, Tiny ImageNet, EuroSAT or Pets.",
+        f"- Models: teacher `{(teacher or {}).get('model', DASH)}`, student {_students(runs)}, "
+        "not ResNet-50 -> ResNet-18.",
+        f"- Budget: {budget} steps of batch {'/'.join(map(str, batch)) or DASH} per student on "
+        f"{', '.join(devices) or DASH}, not hundreds of epochs on a GPU.",
+        f"- Temperature {'/'.join(map(str, temps)) or DASH} (the paper: 2 to 20; its released config: 5).",
+        "- The attack: the authors' code never calls it during training; here it runs offline (`*_adv` sets) "
+        "and, where present, online (`*_online`).", ""])
+
+
+def _students(runs: list[SetRun]) -> str:
+    return ", ".join(f"`{m}`" for m in sorted({r.summary.get("model") for r in runs} - {None})) or DASH
+
+
+def summary_paragraph(runs: list[SetRun], teacher: dict | None, teacher_top1: float | None,
+                      met: int, checked: int, runs_dir: Path) -> str:
+    ref = _original(runs)
+    surrogate = [r for r in runs if r.name != "original" and r.top1 is not None]
+    sets = f"{len(surrogate)} surrogate set" + ("s" if len(surrogate) != 1 else "")
+    text = (f"Students distilled from a teacher `{(teacher or {}).get('model', DASH)}` ({_pct(teacher_top1)} "
+            f"test top-1) into {_students(runs)} on {sets}, compared with the student "
+            f"distilled on the original training images ({_pct(ref)}); all evaluated on the real test set.")
+    if surrogate:
+        best = max(surrogate, key=lambda r: r.top1)
+        text += (f" The best surrogate set, `{best.name}`, reaches {_pct(best.top1)}"
+                 + (f", {_pct(best.top1 / ref)} of the original-data student." if ref else "."))
+    if checked:
+        text += f" {met} of {checked} targets met."
+    return text + f" Generated by `kdtrain report` from the summary files in `{runs_dir}`."
+
+
+# ---------------------------------------------------------------- the report
+
+def _copy(src: Path, files: Path, name: str) -> str:
+    """Copy a figure next to the report, so the Markdown link is relative (works on GitHub)."""
+    shutil.copyfile(src, files / name)
+    return f"{files.name}/{name}"
+
+
+def write_report(runs: Path, data: Path, out_md: Path, title: str = "Results: distillation with surrogate data",
+                 notes: Path | None = None) -> Path:
+    """Write OUT_MD and its figures (OUT_MD's stem + '_files/'); returns OUT_MD."""
+    runs, data, out_md = Path(runs), Path(data), Path(out_md)
+    students, score_file = collect(runs, data)
+    teacher = _read_json(runs / "teacher" / "summary.json")
+    teacher_cfg = _read_yaml(runs / "teacher" / "config.yaml")
+    t_top1 = _teacher_top1(teacher, students)
+    files = out_md.parent / f"{out_md.stem}_files"
+    files.mkdir(parents=True, exist_ok=True)
+
+    plot_accuracy(students, t_top1, files / "accuracy.png")
+    targets, met, checked = targets_section(students)
+    parts = [f"# {title}", "", summary_paragraph(students, teacher, t_top1, met, checked, runs), "",
+             "## Students by surrogate set", "", table(students), "",
+             f"Teacher: `{(teacher or {}).get('model', DASH)}`, {_pct(t_top1)} top-1 on the real test set. "
+             "Agreement: share of test images where student and teacher predict the same class. Relative "
+             "entropy (class balance, 1 = even), confidence (mean max-softmax) and diversity (mean pairwise "
+             "cosine distance of teacher features) are the set's `kdtrain score` figures; the `original` row's "
+             "are those of the real test images. Wall time = generation + distillation"
+             + ("; * = distillation only (generation time not recorded)." if any(
+                 r.manifests and r.gen_s is None for r in students) else "."), "",
+             f"![student top-1 per set]({files.name}/accuracy.png)", "", targets]
+    scatter = plot_score_vs_top1(students, files / "score_vs_top1.png")
+    parts.append(spearman_section(students))
+    if scatter:
+        parts += [f"![score metrics against student top-1]({files.name}/score_vs_top1.png)", ""]
+    if (runs / "scores" / "score.png").exists():
+        parts += [f"Class histograms and teacher features of every scored set (`kdtrain score`, "
+                  f"{_count(score_file.get('limit'))} samples per set at most):", "",
+                  f"![kdtrain score]({_copy(runs / 'scores' / 'score.png', files, 'score.png')})", ""]
+    sheets = [r for r in students if r.sheet]
+    if sheets:
+        parts += ["## Contact sheets", ""]
+        for r in sheets:
+            parts += [f"**{r.name}**", "", f"![{r.name}]({_copy(r.sheet, files, f'sheet_{r.name}.png')})", ""]
+    parts.append(commands_section(students, data, teacher_cfg, runs, out_md))
+    parts.append(differences_section(students, teacher, teacher_cfg))
+    notes = Path(notes) if notes else runs / "NOTES.md"
+    if notes.exists():
+        text = notes.read_text().strip()
+        parts += ([] if text.startswith("#") else ["## Notes", ""]) + [text, ""]
+    out_md.write_text("\n".join(parts).rstrip() + "\n")
+    return out_md

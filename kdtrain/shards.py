@@ -1,0 +1,193 @@
+"""Reading shards: patterns -> files, tar members -> samples (webdataset's grouping), decoding with
+Pillow and json only (never pickle), sample counts, and the ordered batches of `iterate_shards`.
+
+Corrupt or truncated shards and undecodable samples are skipped with a warning and counted.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import itertools
+import json
+import tarfile
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import webdataset as wds
+from braceexpand import braceexpand
+from PIL import Image
+from webdataset.tariterators import group_by_keys
+
+from kdtrain.errors import KDError
+from kdtrain.tario import NotPlain, tar_members
+from kdtrain.teachers import InputSpec, adapt
+
+IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
+TRAIN_FIELDS = (*IMAGE_EXTS, "cls")  # training reads no .json: skipping it makes tar reading ~10% faster
+MAX_WARNINGS = 20  # per process; later problems are only counted
+
+def expand_patterns(patterns: list[str]) -> list[str]:
+    """Brace-expand and glob each pattern (sorted); a pattern that matches nothing is an error."""
+    urls = []
+    for pattern in patterns:
+        found = []
+        for p in braceexpand(pattern):
+            found += sorted(glob.glob(p)) if glob.has_magic(p) else ([p] if Path(p).is_file() else [])
+        if not found:
+            raise KDError(f"shard pattern {pattern!r} matches no files")
+        urls += found
+    return urls
+
+
+def decode_image(data: bytes) -> torch.Tensor:
+    """PNG/JPEG/WebP bytes -> uint8 C,H,W (1 or 3 channels, alpha dropped) at the stored size, with Pillow
+    (which runs no code from the file). Resizing and colour conversion happen later, once per batch."""
+    with Image.open(io.BytesIO(data)) as im:
+        if im.mode not in ("L", "RGB"):
+            im = im.convert("L" if im.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
+        t = torch.from_numpy(np.array(im))
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def adapt_uint8(images: list[torch.Tensor], spec: InputSpec) -> torch.Tensor:
+    """uint8 C,H,W images of any size/channels -> one uint8 N,C,H,W batch at the spec, converted per group
+    of equal shape (usually the whole batch) with the same resize/colour maths as Teacher.adapt."""
+    target = (spec.channels, spec.height, spec.width)
+    if not images:
+        return torch.zeros(0, *target, dtype=torch.uint8)
+    if all(tuple(i.shape) == target for i in images):
+        return torch.stack(images)
+    out = torch.empty(len(images), *target, dtype=torch.uint8)
+    groups: dict[tuple, list[int]] = {}
+    for n, img in enumerate(images):
+        groups.setdefault(tuple(img.shape), []).append(n)
+    for shape, idx in groups.items():
+        x = torch.stack([images[i] for i in idx])
+        if shape != target:
+            x = adapt(x.float().div_(255), spec).mul_(255).round_().to(torch.uint8)
+        out[idx] = x
+    return out
+
+
+def decode_sample(raw: dict, with_meta: bool = True) -> dict:
+    """A raw WebDataset sample (bytes per extension) -> key, url, image (stored size), meta, label.
+    Raises on a sample without an image or with an undecodable one."""
+    ext = next((e for e in IMAGE_EXTS if e in raw), None)
+    if ext is None:
+        raise ValueError(f"sample {raw.get('__key__')} has no image ({'/'.join(IMAGE_EXTS)}) field")
+    out = {"key": raw["__key__"], "url": raw.get("__url__", ""), "image": decode_image(raw[ext])}
+    if with_meta:
+        out["meta"] = json.loads(raw["json"]) if "json" in raw else {}
+    out["label"] = int(raw["cls"].decode().strip()) if "cls" in raw else -1
+    return out
+
+
+class Problems:
+    """Counts (and warns about, up to MAX_WARNINGS) unreadable shards and undecodable samples."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+
+    def report(self, kind: str, exn: Exception) -> bool:
+        self.counts[kind] += 1
+        if sum(self.counts.values()) <= MAX_WARNINGS:
+            warnings.warn(f"skipping {kind.replace('_', ' ')}: {type(exn).__name__}: {exn}", RuntimeWarning,
+                          stacklevel=3)
+        return True  # webdataset handler protocol: True = continue
+
+    def shard_handler(self, exn: Exception) -> bool:
+        return self.report("shard_errors", exn)
+
+    def take(self) -> dict:
+        out, self.counts = dict(self.counts), Counter()
+        return out
+
+
+def read_shard(url: str, problems: Problems, fields: tuple[str, ...] | None = None) -> Iterator[dict]:
+    """Raw samples of one tar, grouped by key with webdataset's `group_by_keys`; a truncated or corrupt
+    tar ends early and is counted. `fields`: extensions to keep (None: all)."""
+    try:
+        members = tar_members(url, problems.report, fields)
+    except NotPlain:  # compressed, or not a local file: webdataset's own reader
+        select = None if fields is None else (lambda name: name.rsplit(".", 1)[-1].lower() in fields)
+        return wds.tarfile_samples(iter([{"url": url}]), handler=problems.shard_handler, select_files=select)
+    return group_by_keys(members, handler=problems.shard_handler)
+
+
+
+def iterate_raw(urls: list[str], spec: InputSpec | None = None, need_label: bool = False,
+                problems: Problems | None = None) -> Iterator[dict]:
+    """Decoded samples of the shards, in order (images adapted to `spec` if given); bad samples skipped
+    (counted and warned)."""
+    problems = problems or Problems()
+    for url in urls:
+        for raw in read_shard(url, problems):
+            try:
+                s = decode_sample(raw)
+                if spec is not None:
+                    s["image"] = adapt_uint8([s["image"]], spec)[0]
+            except Exception as e:  # noqa: BLE001 - any undecodable sample is skipped, training goes on
+                problems.report("bad_samples", e)
+                continue
+            if need_label and s["label"] < 0:
+                continue
+            yield s
+
+
+def iterate_shards(patterns: list[str], spec: InputSpec, batch_size: int, limit: int | None = None):
+    """Batches of shard samples in shard order (no shuffle, no resampling): keys, float images N,C,H,W in
+    [0,1] adapted to `spec`, meta, labels (LongTensor, -1 where missing; None if no sample has one), urls."""
+    samples = iterate_raw(expand_patterns(patterns))
+    if limit is not None:
+        samples = itertools.islice(samples, limit)
+    while chunk := list(itertools.islice(samples, batch_size)):
+        labels = torch.tensor([s["label"] for s in chunk])
+        yield {"keys": [s["key"] for s in chunk],
+               "images": adapt_uint8([s["image"] for s in chunk], spec).float().div_(255),
+               "meta": [s["meta"] for s in chunk],
+               "labels": labels if (labels >= 0).any() else None,
+               "urls": [s["url"] for s in chunk]}
+
+
+
+def count_samples(urls: list[str]) -> int:
+    """Samples in the shards: from the kdgen manifest or _info.json beside them, else tar headers."""
+    known: dict[str, int] = {}
+    for folder in {str(Path(u).parent) for u in urls}:
+        for meta in sorted(Path(folder).glob("*-manifest.json")):
+            try:
+                shards = json.loads(meta.read_text()).get("shards", {})
+            except (OSError, ValueError):
+                continue
+            if isinstance(shards, dict):
+                known.update({str(Path(folder) / k): int(v) for k, v in shards.items()})
+    total = 0
+    for u in urls:
+        if u not in known:
+            try:
+                with tarfile.open(u) as tar:
+                    known[u] = len({m.name.split(".", 1)[0] for m in tar.getmembers() if m.isfile()})
+            except (tarfile.TarError, OSError, EOFError):
+                known[u] = 0  # unreadable: the stream will skip and count it
+        total += known[u]
+    return total
+
+
+def check_shards(urls: list[str], pattern: str) -> None:
+    """Fail early (one-line error) when the first readable sample of a set has no image field."""
+    problems = Problems()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for url in urls[:5]:
+            for raw in read_shard(url, problems):
+                if not any(e in raw for e in IMAGE_EXTS):
+                    fields = ", ".join(k for k in raw if not k.startswith("__")) or "none"
+                    raise KDError(f"shards {pattern!r} have no image field ({'/'.join(IMAGE_EXTS)}); "
+                                  f"sample {raw['__key__']} has: {fields}")
+                return
+    raise KDError(f"no readable samples in the first shards of {pattern!r}")

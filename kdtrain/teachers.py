@@ -1,0 +1,285 @@
+"""Teachers: load a frozen classifier from any of the formats we accept, with the input spec it expects.
+
+Accepted files: our checkpoint (dict with arch, state_dict, num_classes, class_names, spec), a
+torch.export program (.pt2), a TorchScript archive, or a bare state_dict plus an architecture name.
+For the last three the spec (and optionally class names) comes from arguments or from a JSON file
+beside the model (`teacher.pt2` -> `teacher.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdtrain.errors import KDError
+from kdtrain.models import create_model
+
+# ITU-R BT.601 luma weights, as PIL's convert("L") uses.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model expects: channels, size, and the per-channel normalisation of [0,1] pixels."""
+
+    channels: int
+    height: int
+    width: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self):
+        if self.channels not in (1, 3) or self.height < 1 or self.width < 1:
+            raise KDError(f"unsupported input spec {self.channels}x{self.height}x{self.width}")
+        for name in ("mean", "std"):
+            v = tuple(float(x) for x in getattr(self, name))
+            if len(v) == 1:
+                v = v * self.channels
+            if len(v) != self.channels:
+                raise KDError(f"input spec {name} has {len(v)} values for {self.channels} channels")
+            object.__setattr__(self, name, v)
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InputSpec:
+        try:
+            return cls(int(d["channels"]), int(d["height"]), int(d["width"]), tuple(d["mean"]), tuple(d["std"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise KDError(f"bad input spec {d!r}: {e}") from None
+
+    @classmethod
+    def parse(cls, text: str) -> InputSpec:
+        """`CxHxW` (mean 0.5, std 0.5) or `CxHxW/m1,m2,m3/s1,s2,s3`, e.g. `3x32x32/0.49,0.48,0.45/0.25,0.24,0.26`."""
+        parts = text.split("/")
+        try:
+            c, h, w = (int(v) for v in parts[0].lower().split("x"))
+            mean = tuple(float(v) for v in parts[1].split(",")) if len(parts) > 1 else (0.5,)
+            std = tuple(float(v) for v in parts[2].split(",")) if len(parts) > 2 else (0.5,)
+        except ValueError:
+            raise KDError(f"bad input spec {text!r}; expected CxHxW or CxHxW/mean,../std,..") from None
+        return cls(c, h, w, mean, std)
+
+
+def adapt(x01: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """Resize (antialiased) and convert grey<->RGB so that N,C,H,W images in [0,1] match `spec`."""
+    if x01.ndim != 4:
+        raise ValueError(f"expected N,C,H,W images, got shape {tuple(x01.shape)}")
+    c = x01.shape[1]
+    if c == 4:  # drop alpha
+        x01, c = x01[:, :3], 3
+    if c != spec.channels:
+        if spec.channels == 3 and c == 1:
+            x01 = x01.expand(-1, 3, -1, -1)
+        elif spec.channels == 1 and c == 3:
+            w = torch.tensor(_LUMA, dtype=x01.dtype, device=x01.device).view(1, 3, 1, 1)
+            x01 = (x01 * w).sum(1, keepdim=True)
+        else:
+            raise ValueError(f"cannot convert {c} channels to {spec.channels}")
+    if x01.shape[-2:] != (spec.height, spec.width):
+        x01 = F.interpolate(x01, size=(spec.height, spec.width), mode="bilinear", antialias=True,
+                            align_corners=False).clamp_(0, 1)
+    return x01
+
+
+class Teacher:
+    """A frozen classifier in eval mode that takes [0,1] images at its spec and returns logits."""
+
+    def __init__(self, model: nn.Module, spec: InputSpec, num_classes: int, class_names: list[str] | None = None,
+                 arch: str | None = None, data: str | None = None):
+        try:
+            model.eval()
+        except NotImplementedError:  # an exported program: its mode was fixed when it was exported
+            pass
+        self.model = model
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.spec = spec
+        self.num_classes = int(num_classes)
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
+        self.arch, self.data = arch, data  # data: what it was trained on (kdtrain checkpoints), for --eval
+        self._mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+        self._std = torch.tensor(spec.std).view(1, -1, 1, 1)
+
+    @property
+    def device(self) -> torch.device:
+        return self._mean.device
+
+    def to(self, device) -> Teacher:
+        self.model.to(device)
+        self._mean, self._std = self._mean.to(device), self._std.to(device)
+        return self
+
+    def normalize(self, x01: torch.Tensor) -> torch.Tensor:
+        return (x01 - self._mean.to(x01.dtype)) / self._std.to(x01.dtype)
+
+    def __call__(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.model(self.normalize(x01))
+
+    def adapt(self, x01: torch.Tensor) -> torch.Tensor:
+        return adapt(x01, self.spec)
+
+    def features(self, x01: torch.Tensor) -> torch.Tensor:
+        """Pooled features (N, D): the input of the model's last nn.Linear (the classifier head)."""
+        head = None
+        for m in self.model.modules():
+            if isinstance(m, nn.Linear):
+                head = m
+        if head is None:
+            if isinstance(self.model, torch.fx.GraphModule):  # an exported program: cut its graph instead
+                return torch.flatten(self._graph_features()(self.normalize(x01)), 1)
+            raise KDError("teacher features need a model with a linear head (a TorchScript teacher has none "
+                          "that can be reached; export it with torch.export instead)")
+        captured = []
+        handle = head.register_forward_hook(lambda _m, inp, _out: captured.append(inp[0]))
+        try:
+            self(x01)
+        finally:
+            handle.remove()
+        return torch.flatten(captured[-1], 1)
+
+
+    def _graph_features(self) -> torch.fx.GraphModule:
+        """A copy of the exported graph that returns the input of its last linear/addmm op."""
+        if getattr(self, "_feature_gm", None) is None:
+            gm = self.model
+            graph, env = torch.fx.Graph(), {}
+            graph.graph_copy(gm.graph, env)  # every node but the output; env maps old nodes to new
+            heads = [n for n in gm.graph.nodes if n.op == "call_function"
+                     and n.target in (torch.ops.aten.linear.default, torch.ops.aten.addmm.default)]
+            if not heads:
+                raise KDError("the exported teacher has no linear head to take features from")
+            last = heads[-1]
+            feat = last.args[1] if last.target == torch.ops.aten.addmm.default else last.args[0]
+            graph.output(env[feat])
+            fgm = torch.fx.GraphModule(gm, graph)
+            fgm.graph.eliminate_dead_code()  # drop the head
+            fgm.recompile()
+            self._feature_gm = fgm
+        return self._feature_gm
+
+
+def model_checkpoint(model: nn.Module, arch: str, spec: InputSpec, num_classes: int, class_names: list[str],
+                     **extra) -> dict:
+    """The dict saved as teacher.pt / student.pt: everything needed to use the model again."""
+    state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    return dict(format="kdtrain-model-v1", arch=arch, state_dict=state, num_classes=int(num_classes),
+                class_names=list(class_names), spec=spec.to_dict(), **extra)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    return getattr(model, "module", model)  # DDP
+
+
+def save_model(path: str | os.PathLike, ckpt: dict) -> None:
+    """Write atomically: a kill mid-write leaves the previous file (or none), never a truncated one."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+
+
+def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", arch: str | None = None,
+                 spec: InputSpec | str | dict | None = None, num_classes: int | None = None,
+                 class_names: list[str] | None = None) -> Teacher:
+    """Load a frozen teacher from any accepted format (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KDError(f"teacher file not found: {path}")
+    side = _sidecar(path)
+    arch = arch or side.get("arch")
+    spec = _as_spec(spec if spec is not None else side.get("spec", side if "channels" in side else None))
+    class_names = class_names or side.get("class_names")
+    num_classes = num_classes or side.get("num_classes") or (len(class_names) if class_names else None)
+    kind = _sniff(path)
+    try:
+        if kind == "export":
+            model = torch.export.load(str(path)).module()
+        elif kind == "torchscript":
+            model = torch.jit.load(str(path), map_location="cpu")
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt/unreadable: one line, not a traceback
+        raise KDError(f"cannot read teacher {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    if kind == "pickle":
+        if isinstance(obj, dict) and "state_dict" in obj and "arch" in obj and "spec" in obj:
+            return _from_checkpoint(obj, path, device)
+        state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise KDError(f"{path} is neither a kdtrain checkpoint nor a state_dict")
+        if spec is None:
+            raise KDError(f"input spec of {path} unknown: pass --teacher-spec CxHxW[/mean/std] or write "
+                          f"{path.with_suffix('.json').name} beside it")
+        if not arch:
+            raise KDError(f"{path} is a bare state_dict: give the architecture (--teacher-arch or 'arch' in "
+                          f"{path.with_suffix('.json').name})")
+        num_classes = num_classes or _classes_from_state(state)
+        model = create_model(arch, num_classes, spec.channels)
+        _load_state(model, state, path)
+    if spec is None:
+        raise KDError(f"input spec of {path} unknown: pass --teacher-spec CxHxW[/mean/std] or write "
+                      f"{path.with_suffix('.json').name} beside it")
+    if num_classes is None:  # exported/scripted: ask the model
+        with torch.no_grad():
+            num_classes = model(torch.zeros(1, spec.channels, spec.height, spec.width)).shape[-1]
+    return Teacher(model, spec, num_classes, class_names, arch).to(device)
+
+
+def _from_checkpoint(obj: dict, path: Path, device) -> Teacher:
+    spec = InputSpec.from_dict(obj["spec"])
+    model = create_model(obj["arch"], int(obj["num_classes"]), spec.channels)
+    _load_state(model, obj["state_dict"], path)
+    return Teacher(model, spec, obj["num_classes"], obj.get("class_names"), obj["arch"], obj.get("data")).to(device)
+
+
+def _load_state(model: nn.Module, state: dict, path: Path) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise KDError(f"weights in {path} do not fit the architecture: {str(e).splitlines()[0][:200]}") from None
+
+
+def _classes_from_state(state: dict) -> int:
+    """The classifier's output count: rows of the last 2-D weight in the state_dict."""
+    mats = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    if not mats:
+        raise KDError("cannot infer the number of classes from the state_dict; give num_classes")
+    return int(mats[-1].shape[0])
+
+
+def _sniff(path: Path) -> str:
+    """'export' (.pt2), 'torchscript' (zip with code/), or 'pickle' (torch.save)."""
+    if path.suffix == ".pt2":
+        return "export"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names):
+            return "torchscript"
+    return "pickle"
+
+
+def _sidecar(path: Path) -> dict:
+    side = path.with_suffix(".json")
+    if not side.is_file():
+        return {}
+    try:
+        return json.loads(side.read_text())
+    except (OSError, ValueError) as e:
+        raise KDError(f"cannot read {side}: {e}") from None
+
+
+def _as_spec(spec) -> InputSpec | None:
+    if spec is None or isinstance(spec, InputSpec):
+        return spec
+    if isinstance(spec, str):
+        return InputSpec.parse(spec)
+    return InputSpec.from_dict(spec)

@@ -1,0 +1,156 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from kdtrain.cli import cli
+from kdtrain.config import DistillConfig
+from kdtrain.distill import distill, kd_loss
+from kdtrain.teachers import load_teacher
+from tests._kdtrain_fixtures import write_shards, write_teacher
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["--threads", "1", "--no-tensorboard", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Surrogate shards (RGB 16 px, unlabelled), labelled grey 12 px test shards, a random grey 12 px teacher."""
+    d = tmp_path_factory.mktemp("kd")
+    write_shards(d / "s", "leaves", 128, 32, size=16, channels=3, labels=False)
+    write_shards(d / "e", "test", 64, 32, size=12, channels=1, seed=5)
+    write_teacher(d / "teacher.pt", channels=1, size=12)
+    return d
+
+
+def _args(world, out, *extra):
+    return ["distill", "--shards", str(world / "s" / "leaves-*.tar"), "--teacher", str(world / "teacher.pt"),
+            "--eval", str(world / "e" / "test-*.tar"), "--batch-size", "16", "--out", str(out), *QUIET, *extra]
+
+
+def test_kd_loss():
+    s, t = torch.randn(5, 4), torch.randn(5, 4)
+    assert kd_loss(t, t, 3.0).abs() < 1e-6
+    p = F.softmax(t / 2, -1)
+    ref = (p * (p.log() - F.log_softmax(s / 2, -1))).sum(-1).mean() * 4
+    assert torch.allclose(kd_loss(s, t, 2.0), ref, atol=1e-6)
+
+
+def test_end_to_end_cli(world, tmp_path):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, _args(world, out, "--epochs", "2", "--workers", "1", "--tensorboard"))
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 16 and summary["samples_seen"] == 256 and summary["eval_samples"] == 64
+    assert 0 <= summary["student_top1"] <= 1 and summary["teacher_top1"] is not None
+    assert (out / "config.yaml").exists() and list((out / "tb").iterdir())
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert sum(r.startswith("eval,") for r in rows) == 2
+    student = load_teacher(out / "student.pt")  # a student is a usable model file
+    assert student.spec.height == 12 and student.num_classes == 10
+
+
+def test_reference_student_on_real_labelled_data(world, tmp_path):
+    cfg = DistillConfig(teacher=str(world / "teacher.pt"), data=str(world / "e" / "test-*.tar"), steps=3,
+                        batch_size=16, workers=0, threads=1, out=str(tmp_path / "r"), tensorboard=False,
+                        progress=False, ce_weight=0.5, eval=str(world / "e" / "test-*.tar"))
+    summary = distill(cfg)
+    assert summary["steps"] == 3 and summary["eval_samples"] == 64
+
+
+def test_batch_hook_sees_mixed_batch(world, tmp_path):
+    seen = []
+
+    def hook(batch, step):
+        seen.append((step, batch["images"].shape, batch["mix"] is not None))
+        return batch
+
+    cfg = DistillConfig(teacher=str(world / "teacher.pt"), shards=[str(world / "s" / "leaves-*.tar")], steps=2,
+                        batch_size=16, workers=0, threads=1, out=str(tmp_path / "h"), tensorboard=False,
+                        progress=False, eval="none")
+    distill(cfg, batch_hook=hook)
+    assert seen == [(0, (16, 1, 12, 12), True), (1, (16, 1, 12, 12), True)]
+
+
+def _run_cli(args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kdtrain", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_resume_after_sigkill_matches_uninterrupted(world, tmp_path):
+    extra = ["--steps", "240", "--samples-per-epoch", "1280", "--ckpt-every", "10", "--workers", "1",
+             "--eval-limit", "16"]
+    ref = tmp_path / "ref"
+    assert CliRunner().invoke(cli, _args(world, ref, *extra)).exit_code == 0
+    out = tmp_path / "killed"
+    proc = _run_cli(_args(world, out, *extra))
+    deadline = time.time() + 120
+    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    step = torch.load(out / "last.pt", weights_only=True)["step"]
+    assert 0 < step < 240
+    res = CliRunner().invoke(cli, [*_args(world, out, *extra), "--resume"])
+    assert res.exit_code == 0, res.output
+    a = torch.load(ref / "student.pt", weights_only=True)["state_dict"]
+    b = torch.load(out / "student.pt", weights_only=True)["state_dict"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert json.loads((out / "summary.json").read_text())["samples_seen"] == 240 * 16
+
+
+def test_ddp_two_gloo_processes_read_disjoint_shards(world, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "kdtrain",
+                          *_args(world, out, "--steps", "4", "--workers", "0", "--eval", "none")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["samples_seen"] == 4 * 16 * 2
+    r0, r1 = (set(s) for s in summary["shards_seen_by_rank"])
+    assert r0 and r1 and not r0 & r1
+
+
+@pytest.mark.parametrize("case", ["pattern", "noimage", "teacher_missing", "teacher_corrupt", "student_classes",
+                                  "eval_classes"])
+def test_bad_input_one_line_exit_2(world, tmp_path, case):
+    import webdataset as wds
+
+    out = tmp_path / "run"
+    args = _args(world, out, "--steps", "1", "--workers", "0")
+    if case == "pattern":
+        args[args.index("--shards") + 1] = str(tmp_path / "nothing-*.tar")
+    elif case == "noimage":
+        with wds.TarWriter(str(tmp_path / "x-000000.tar")) as w:
+            w.write({"__key__": "000000000", "json": b"{}"})
+        args[args.index("--shards") + 1] = str(tmp_path / "x-*.tar")
+    elif case == "teacher_missing":
+        args[args.index("--teacher") + 1] = str(tmp_path / "none.pt")
+    elif case == "teacher_corrupt":
+        (tmp_path / "bad.pt").write_bytes(b"\x00" * 100)
+        args[args.index("--teacher") + 1] = str(tmp_path / "bad.pt")
+    elif case == "student_classes":
+        write_teacher(tmp_path / "s5.pt", channels=1, size=12, classes=5)
+        args += ["--student", str(tmp_path / "s5.pt")]
+    elif case == "eval_classes":
+        write_shards(tmp_path / "e3", "test", 8, 8, size=12, channels=1, classes=3)
+        (tmp_path / "e3" / "test-manifest.json").write_text(json.dumps({"class_names": ["a", "b", "c"]}))
+        args[args.index("--eval") + 1] = str(tmp_path / "e3" / "test-*.tar")
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.output, res.output
+    assert not out.exists()

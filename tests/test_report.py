@@ -1,0 +1,228 @@
+"""`kdtrain report` on a hand-built run folder whose JSON files have the real writers' shapes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+
+from kdtrain import cli_report
+from kdtrain.config import DistillConfig
+from kdtrain.report import _ranks, collect, config_command, spearman, write_report
+
+# set -> (student top-1, agreement, relative entropy, mean max-softmax, diversity)
+STUDENTS = {
+    "original": (0.880, 0.930, 0.99, 0.90, 0.60),
+    "shaders": (0.860, 0.900, 0.80, 0.70, 0.40),
+    "leaves": (0.800, 0.850, 0.50, 0.75, 0.30),
+    "noise_adv": (0.700, 0.750, 0.70, 0.55, 0.20),
+    "curated": (0.840, 0.880, 1.00, 0.50, 0.35),
+}
+
+
+def manifest(name, generator, n, seconds=None, command=None):
+    """kdgen.manifest.new_manifest's fields, plus what the runner adds (seconds, complete)."""
+    m = {"name": name, "generator": generator, "params": {}, "seed": 3, "size": [28, 28], "format": "png",
+         "quality": 95, "shard_size": 1000, "num_samples": n, "class_names": None, "command": command,
+         "kdgen_version": "0.1.0", "shards": {f"{name}-000000.tar": n}}
+    if seconds is not None:
+        m.update(seconds=seconds, complete=True)
+    return m
+
+
+def summary(top1, agree, mode="distill", steps=300, wall=120.0):
+    """The keys of Distiller._finish in kdtrain/distill.py."""
+    return {"mode": mode, "model": "cnn-tiny" if mode == "distill" else "resnet8", "teacher": "runs/t/teacher.pt",
+            "model_file": "x/student.pt", "student_top1": top1, "teacher_top1": 0.9 if mode == "distill" else None,
+            "agreement": agree, "eval_samples": 10000, "steps": steps, "epochs": 1.0, "samples_seen": steps * 128,
+            "wall_s": wall, "train_s": wall - 5, "samples_per_s": 320.0, "skipped_samples": 0, "shard_errors": 0,
+            "world_size": 1, "device": "cpu", "workers": 1, "shards_seen_by_rank": None}
+
+
+def score(rel, conf, div, margin=0.3, spread=0.02, n=500):
+    """The keys of SetScorer.result in kdtrain/scoring.py (plus the `shards` that `score` adds)."""
+    return {"shards": ["x-000000.tar"], "n": n, "class_counts": [n // 10] * 10, "relative_entropy": rel,
+            "never_predicted": [], "num_never_predicted": 0, "mean_max_softmax": conf, "mean_entropy": 1.0,
+            "mean_top2_margin": margin, "feature_spread_per_class": [spread] * 10, "feature_spread": spread,
+            "diversity": div, "teacher_accuracy": None}
+
+
+def write_config(folder, **kw):
+    cfg = DistillConfig(**kw).to_dict()
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+@pytest.fixture
+def run(tmp_path):
+    runs, data = tmp_path / "runs" / "demo", tmp_path / "data" / "demo"
+    data.mkdir(parents=True)
+    for m in (manifest("shaders", "shaders", 2000, 30.0, "kdgen shaders --n 2000 --seed 3 --out data/demo"),
+              manifest("leaves", "leaves", 3000, 60.0, "kdgen leaves --n 3000 --seed 3 --out data/demo"),
+              manifest("noise_adv", "attack", 1500, command="kdtrain attack --out data/demo/noise_adv"),
+              manifest("pool_balanced", "curate", 1000)):
+        (data / f"{m['name']}-manifest.json").write_text(json.dumps(m))
+    (runs / "teacher").mkdir(parents=True)
+    (runs / "teacher" / "summary.json").write_text(json.dumps(summary(0.905, None, mode="supervised")))
+    write_config(runs / "teacher", data="fashion-mnist", student="resnet8", preset="crop-flip", epochs=8,
+                 weight_decay=5e-4, out=str(runs / "teacher"))
+    sets = {}
+    for name, (top1, agree, rel, conf, div) in STUDENTS.items():
+        folder = runs / "students" / name
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps(summary(top1, agree)))
+        if name == "original":
+            write_config(folder, teacher="runs/t/teacher.pt", data="fashion-mnist", steps=300, out=str(folder))
+        elif name != "curated":  # curated: no config.yaml, found through its alias pool_balanced
+            write_config(folder, teacher="runs/t/teacher.pt", shards=[f"data/demo/{name}-{{000000..000000}}.tar"],
+                         steps=300, seed=7, out=str(folder))
+        label = "fashion-mnist (real)" if name == "original" else "pool_balanced" if name == "curated" else name
+        sets[label] = score(rel, conf, div)
+    (runs / "scores").mkdir()
+    (runs / "scores" / "score.json").write_text(json.dumps(
+        {"teacher": "t.pt", "class_names": [str(i) for i in range(10)], "limit": 500, "sets": sets,
+         "samples_per_s": {k: 100.0 for k in sets}}))
+    Image.new("RGB", (8, 8)).save(runs / "scores" / "score.png")
+    (runs / "sheets").mkdir()
+    for name in ("shaders", "leaves", "noise-adv"):  # hyphenated on purpose
+        Image.new("RGB", (8, 8), (200, 0, 0)).save(runs / "sheets" / f"{name}.png")
+    (runs / "NOTES.md").write_text("## What was tried\n\nMore steps helped the leaves student.\n")
+    return runs, data, tmp_path / "docs" / "RESULTS.md"
+
+
+def rows(md: str) -> dict[str, list[str]]:
+    """The main table's rows by set name."""
+    section = md.split("## Students by surrogate set", 1)[1].split("\n\n")[1]
+    out = {}
+    for line in section.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        out[cells[0].strip("`")] = cells[1:]
+    return out
+
+
+def test_table_matches_summaries(run):
+    runs, data, out = run
+    md = write_report(runs, data, out, "Demo results").read_text()
+    assert md.startswith("# Demo results\n")
+    table = rows(md)
+    assert list(table) == ["original", "shaders", "leaves", "noise_adv", "curated"]  # original first
+    assert table["original"][:4] == ["88.0%", "100.0%", "93.0%", "0.990"]
+    assert table["original"][6] == "60,000"  # Fashion-MNIST's training set
+    assert table["shaders"][:3] == ["86.0%", f"{100 * 0.86 / 0.88:.1f}%", "90.0%"]
+    assert table["shaders"][6:] == ["2,000", "2.5 min"]  # 30 s generation + 120 s distillation
+    assert table["noise_adv"][7] == "2.0 min*"  # the attack manifest records no generation time
+    assert table["curated"][3:7] == ["1.000", "0.500", "0.350", "1,000"]
+    assert "Teacher: `resnet8`, 90.5% top-1" in md
+
+
+def test_targets_met_and_missed(run):
+    runs, data, out = run
+    md = write_report(runs, data, out, "t").read_text()
+    targets = md.split("## Targets", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"shader images.*\*\*met\*\*.*`shaders` 86.0% top-1 = 97.7% of original", targets)
+    assert re.search(r"dead leaves.*\*\*missed\*\*.*90.9% of original", targets)
+    assert re.search(r"noise with the attack.*\*\*missed\*\*.*`noise_adv`.*79.5% of original", targets)
+    assert "1 of 3 targets met" in md
+
+
+def test_figures_and_sheets_copied_with_relative_links(run):
+    runs, data, out = run
+    md = write_report(runs, data, out, "t").read_text()
+    files = out.parent / "RESULTS_files"
+    for name in ("accuracy.png", "score_vs_top1.png", "score.png", "sheet_shaders.png", "sheet_noise_adv.png"):
+        assert f"](RESULTS_files/{name})" in md
+        assert Image.open(files / name).size[0] > 0
+    assert "sheet_original.png" not in md  # no sheet for it: left out, not a broken link
+
+
+def test_spearman_section(run):
+    runs, data, out = run
+    md = write_report(runs, data, out, "t").read_text()
+    section = md.split("## Does the score predict the student?", 1)[1]
+    tops = [v[0] for v in STUDENTS.values()]
+    rel = spearman([v[2] for v in STUDENTS.values()], tops)
+    assert f"| relative entropy | {rel:.2f} | 5 |" in section
+    assert "| feature spread | — | 5 |" in section  # all equal: undefined
+
+
+def test_commands_notes_and_differences(run):
+    runs, data, out = run
+    md = write_report(runs, data, out, "t").read_text()
+    assert "kdgen shaders --n 2000 --seed 3 --out data/demo" in md
+    assert "# pool_balanced: seed 3, 1,000 images\n# (command not recorded)" in md
+    assert "kdtrain distill --teacher runs/t/teacher.pt --shards 'data/demo/leaves-{000000..000000}.tar'" in md
+    assert "# leaves: seed 7, 300 steps" in md
+    teacher_line = next(ln for ln in md.splitlines() if ln.startswith("kdtrain teacher --data fashion-mnist"))
+    assert "--arch" not in teacher_line  # the default architecture is left out
+    assert "## What was tried\n\nMore steps helped the leaves student." in md
+    assert "`fashion-mnist` (28x28 grey, 10 classes)" in md and "300 steps of batch 128" in md
+
+
+def test_missing_sets_are_shown_as_dashes(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "students" / "leaves").mkdir(parents=True)
+    (runs / "students" / "leaves" / "summary.json").write_text(json.dumps(summary(0.5, None)))
+    md = write_report(runs, tmp_path / "no-data", tmp_path / "R.md", "t").read_text()
+    assert rows(md)["leaves"] == ["50.0%", "—", "—", "—", "—", "—", "—", "2.0 min"]
+    assert "No original-data student" in md
+    assert (tmp_path / "R_files" / "accuracy.png").exists()
+
+
+def test_collect_links_sets_to_data_scores_and_sheets(run):
+    runs, data, _ = run
+    students, _ = collect(runs, data)
+    by = {r.name: r for r in students}
+    assert by["curated"].manifests[0]["name"] == "pool_balanced" and by["curated"].score["mean_max_softmax"] == 0.5
+    assert by["noise_adv"].sheet.name == "noise-adv.png" and by["noise_adv"].is_attack
+    assert by["original"].manifests == [] and by["original"].images == 60000
+
+
+def test_spearman_by_hand():
+    assert _ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties: ranks x = 1, 2.5, 2.5, 4 against y = 1..4 -> rho = 4.5 / sqrt(4.5 * 5)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / (4.5 * 5) ** 0.5)
+    assert spearman([1, 2], [1, 2]) is None and spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_config_command_flags():
+    cfg = DistillConfig(teacher="t.pt", shards=["a-*.tar", "b-*.tar"], weights=[0.7, 0.3], mixup=False, steps=9)
+    assert config_command(cfg.to_dict()) == ("kdtrain distill --teacher t.pt --shards 'a-*.tar' --shards 'b-*.tar' "
+                                             "--weights 0.7,0.3 --no-mixup --steps 9")
+
+
+@pytest.fixture
+def cli():
+    @click.group()
+    def group():
+        pass
+
+    cli_report.register(group)
+    return group
+
+
+def test_cli_writes_and_prints_path(run, cli):
+    runs, data, out = run
+    res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(data), "--out", str(out),
+                                   "--title", "CLI"])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == str(out) and out.read_text().startswith("# CLI\n")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such folder"),
+    (lambda p: (p / "students").mkdir(parents=True), "no students in"),
+    (lambda p: ((p / "students" / "x").mkdir(parents=True), (p / "students" / "x" / "summary.json").write_text("{")),
+     "not valid JSON"),
+])
+def test_cli_one_line_errors(tmp_path, cli, make, message):
+    runs = tmp_path / "runs"
+    make(runs)
+    res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(tmp_path), "--out",
+                                   str(tmp_path / "R.md")])
+    assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1

@@ -48,34 +48,49 @@ clean:  ## remove generated data and runs (keeps .venv)
 # steps (e.g. SCALE=8 on a GPU). Each stage is a plain kdgen/kdtrain command, printed as it runs, and
 # leaves a stamp file so that an interrupted pipeline continues where it stopped.
 PROFILE ?= full
-ifeq ($(PROFILE),demo)
-  N_IMAGES   := $(shell echo $$((3000 * $(SCALE))))
-  N_ATTACK   := $(shell echo $$((500 * $(SCALE))))
+ifeq ($(PROFILE),tiny)  # the test suite's smoke run: seconds, numbers meaningless
+  N_IMAGES   := 48
+  N_ATTACK   := 16
+  PER_CLASS  := 3
+  STEPS      := 4
+  T_EPOCHS   := 1
+  T_ARGS      = --steps 20 --eval-limit 300 --samples-per-epoch 2560
+  EVAL_LIMIT := --eval-limit 300 --batch-size 16
+  SCORE_N    := 48
+  REPORT      = $(R)/RESULTS.md
+else ifeq ($(PROFILE),demo)
+  N_IMAGES   := $(shell echo $$((2000 * $(SCALE))))
+  N_ATTACK   := $(shell echo $$((300 * $(SCALE))))
   PER_CLASS  := $(shell echo $$((150 * $(SCALE))))
-  STEPS      := $(shell echo $$((250 * $(SCALE))))
+  STEPS      := $(shell echo $$((200 * $(SCALE))))
   T_EPOCHS   := 1
   EVAL_LIMIT := --eval-limit 2000
   SCORE_N    := 1000
-  REPORT     := runs/demo/RESULTS.md
+  REPORT      = $(R)/RESULTS.md
 else
-  N_IMAGES   := $(shell echo $$((30000 * $(SCALE))))
-  N_ATTACK   := $(shell echo $$((4000 * $(SCALE))))
-  PER_CLASS  := $(shell echo $$((1500 * $(SCALE))))
-  STEPS      := $(shell echo $$((2000 * $(SCALE))))
-  T_EPOCHS   := 6
+  N_IMAGES   := $(shell echo $$((20000 * $(SCALE))))
+  N_ATTACK   := $(shell echo $$((2000 * $(SCALE))))
+  PER_CLASS  := $(shell echo $$((1000 * $(SCALE))))
+  STEPS      := $(shell echo $$((1500 * $(SCALE))))
+  T_EPOCHS   := 4
   EVAL_LIMIT :=
   SCORE_N    := 5000
   REPORT     := docs/RESULTS.md
 endif
-D := data/$(PROFILE)
-R := runs/$(PROFILE)
+T_ARGS ?= --epochs $(T_EPOCHS)
+DATA_ROOT ?= data
+RUNS_ROOT ?= runs
+D := $(DATA_ROOT)/$(PROFILE)
+R := $(RUNS_ROOT)/$(PROFILE)
 T := $(R)/teacher/teacher.pt
 WORKERS ?= 2
 KDGEN   := $(BIN)/kdgen
 KDTRAIN := $(BIN)/kdtrain
+ADV     ?= fraction=0.5,every=1  # the online boundary attack of the *_adv students
 SETS    := original shaders leaves noise shaders_adv leaves_adv noise_adv curated
 .SECONDARY:  # keep the stamp files of pattern rules
 DISTILL := $(KDTRAIN) distill --teacher $(T) --steps $(STEPS) --no-progress $(EVAL_LIMIT)
+SURROGATE := --match-stats  # surrogate images take the teacher's input mean/std (see docs/RESULTS.md)
 
 pipeline: install  ## everything, then the report (PROFILE=full|demo, SCALE=N)
 	$(MAKE) --no-print-directory report PROFILE=$(PROFILE) SCALE=$(SCALE)
@@ -89,7 +104,7 @@ $(D)/.%.done:
 
 teacher: $(T)  ## the Fashion-MNIST teacher (the model owner's model)
 $(T):
-	$(KDTRAIN) teacher --data fashion-mnist --epochs $(T_EPOCHS) --out $(R)/teacher --no-progress
+	$(KDTRAIN) teacher --data fashion-mnist $(T_ARGS) --out $(R)/teacher --no-progress
 
 adversarial: $(D)/.shaders_adv.ready $(D)/.leaves_adv.ready $(D)/.noise_adv.ready  ## boundary-attacked sets
 $(D)/.%_adv.ready: $(D)/.%.done $(T)
@@ -106,13 +121,12 @@ students: $(foreach s,$(SETS),$(R)/students/$(s)/summary.json)  ## one student p
 
 $(R)/students/original/summary.json: $(T)
 	$(DISTILL) --data fashion-mnist --out $(R)/students/original --resume
-$(R)/students/%_adv/summary.json: $(D)/.%_adv.ready
-	$(DISTILL) --shards '$(D)/$*-0*.tar' --shards '$(D)/$*_adv-0*.tar' --weights 0.5,0.5 \
-	  --out $(R)/students/$*_adv --resume
+$(R)/students/%_adv/summary.json: $(D)/.%.done $(T)
+	$(DISTILL) $(SURROGATE) --shards '$(D)/$*-0*.tar' --adv $(ADV) --out $(R)/students/$*_adv --resume
 $(R)/students/curated/summary.json: $(D)/.pool_balanced.ready
-	$(DISTILL) --shards '$(D)/pool_balanced-0*.tar' --out $(R)/students/curated --resume
+	$(DISTILL) $(SURROGATE) --shards '$(D)/pool_balanced-0*.tar' --out $(R)/students/curated --resume
 $(R)/students/%/summary.json: $(D)/.%.done $(T)
-	$(DISTILL) --shards '$(D)/$*-0*.tar' --out $(R)/students/$* --resume
+	$(DISTILL) $(SURROGATE) --shards '$(D)/$*-0*.tar' --out $(R)/students/$* --resume
 
 scores: $(R)/scores/score.json  ## score every set against the teacher
 $(R)/scores/score.json: shards adversarial curated

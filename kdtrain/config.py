@@ -40,6 +40,8 @@ class DistillConfig:
     ra_n: int = knob(2, "RandAugment number of ops (paper presets)")
     ra_m: int = knob(14, "RandAugment magnitude, 0-30 (paper presets)")
     jitter: float = knob(0.4, "colour jitter strength (paper presets)")
+    match_stats: bool = knob(False, "rescale each augmented image to the teacher's input mean/std, before mixup "
+                                    "(a data-free match of surrogate images to the teacher's domain)")
     mixup: bool | None = knob(None, "mixup every batch (default: on for the paper presets)")
     mixup_alpha: float = knob(1.0, "per-sample mixup lambda ~ Beta(alpha, alpha)")
     # --- evaluation

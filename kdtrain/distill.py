@@ -78,6 +78,13 @@ def cosine_with_warmup(total: int, warmup: int, min_ratio: float) -> Callable[[i
     return f
 
 
+def match_stats(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Give each image the per-channel mean and std of the teacher's training inputs (from its spec)."""
+    m = x.mean(dim=(2, 3), keepdim=True)
+    s = x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
+    return ((x - m) / s * std + mean).clamp_(0, 1)
+
+
 def distill(config: DistillConfig, batch_hook: BatchHook | None = None) -> dict:
     """Run (or resume) a training run described by `config`; returns the summary (also summary.json)."""
     try:
@@ -322,6 +329,8 @@ class Run:
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.float().div_(255)
+        if cfg.match_stats:
+            x = match_stats(x, self.mean, self.std)
         labels = batch["labels"].to(dev, non_blocking=True)
         mix = None
         if self.mixup and len(x) > 1:

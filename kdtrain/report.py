@@ -97,7 +97,7 @@ def _norm(name: str) -> str:
 def _dataset_name(pattern: str) -> str:
     """data/full/leaves-{000000..000009}.tar -> leaves (a shard pattern's dataset name)."""
     stem = re.sub(r"\.tar$", "", Path(pattern).name)
-    return re.sub(r"[-_]?(\*|\{[^}]*\}|\[[^]]*\]|\?|\d{6})+$", "", stem)
+    return re.sub(r"-[0-9*?.,{}\[\]]*$", "", stem)  # drop the last "-<shard pattern>" part
 
 
 def _manifests(data: Path) -> dict[str, dict]:

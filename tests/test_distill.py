@@ -154,3 +154,14 @@ def test_bad_input_one_line_exit_2(world, tmp_path, case):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.output, res.output
     assert not out.exists()
+
+
+def test_match_stats_gives_images_the_teacher_input_statistics():
+    from kdtrain.distill import match_stats
+
+    x = torch.rand(4, 1, 28, 28) * 0.3 + 0.5  # bright, low-contrast surrogate images
+    mean, std = torch.tensor([0.286]).view(1, 1, 1, 1), torch.tensor([0.2]).view(1, 1, 1, 1)
+    y = match_stats(x, mean, std)
+    assert torch.allclose(y.mean(dim=(2, 3)), torch.full((4, 1), 0.286), atol=0.01)
+    assert torch.allclose(y.std(dim=(2, 3)), torch.full((4, 1), 0.2), atol=0.01)
+    assert y.min() >= 0 and y.max() <= 1

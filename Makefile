@@ -37,8 +37,11 @@ lint: install  ## ruff
 demo: install  ## the whole pipeline at a small scale (under 10 minutes on 2 cores)
 	$(MAKE) --no-print-directory pipeline PROFILE=demo
 
-bench: install  ## benchmarks (figures go to docs/BENCHMARKS.md by hand)
-	$(BIN)/python bench/bench_generators.py
+bench: install  ## benchmarks (figures go to docs/BENCHMARKS.md with the command behind each)
+	$(BIN)/python bench/bench_generators.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_shaders.py --cli $(BENCH_ARGS)
+	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_attack.py
 
 clean:  ## remove generated data and runs (keeps .venv)
 	rm -rf data/*.tar data/*.json data/*.png runs

@@ -79,6 +79,7 @@ else
   EVAL_LIMIT :=
   SCORE_N    := 5000
   REPORT     := docs/RESULTS.md
+  NOTES      := --notes docs/RESULTS_NOTES.md
 endif
 T_ARGS ?= --epochs $(T_EPOCHS)
 DATA_ROOT ?= data
@@ -141,4 +142,4 @@ sheets: shards adversarial curated
 	$(foreach s,shaders leaves noise shaders_adv leaves_adv noise_adv pool_balanced,$(KDGEN) preview $(D)/$(s) -o $(R)/sheets/$(s).png --count 36;)
 
 report: students scores sheets  ## regenerate the results report from the runs' summaries
-	$(KDTRAIN) report --runs $(R) --data $(D) --out $(REPORT)
+	$(KDTRAIN) report --runs $(R) --data $(D) --out $(REPORT) $(NOTES)

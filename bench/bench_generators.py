@@ -109,8 +109,11 @@ def main() -> None:
     results["ratios"]["leaves_vs_reference_128px"] = ours / ref
     print(f"== dead leaves 128px per core: ours {ours:.1f}/s, reference {ref:.2f}/s -> {ours / ref:.0f}x (target 50x)")
 
-    enc = rate_encode_write_only("noise", 32, n_e2e)
-    e2e = rate_end_to_end("noise", {}, 32, n_e2e, 1)
+    # alternated and best of three each: this machine's timings drift by tens of percent
+    enc = e2e = 0.0
+    for _ in range(3):
+        enc = max(enc, rate_encode_write_only("noise", 32, n_e2e))
+        e2e = max(e2e, rate_end_to_end("noise", {}, 32, n_e2e, 1))
     results["ratios"]["noise_e2e_vs_encode_write_32px"] = e2e / enc
     print(f"== noise 32px one process: end to end {e2e:.0f}/s vs encode+write only {enc:.0f}/s "
           f"-> {e2e / enc:.2f} (target >= 0.70)")

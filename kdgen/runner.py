@@ -16,7 +16,7 @@ from kdgen import manifest
 from kdgen.errors import KdgenError
 from kdgen.registry import get_generator
 from kdgen.seeding import sample_seed
-from kdgen.writer import ShardFile, check_format, encode_sample, shard_name
+from kdgen.writer import ShardFile, check_format, encode_sample, pack_sample, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ def _init_worker(name, size, params, ext, quality, seed) -> None:
     _worker.update(gen=gen, ext=ext, quality=quality, seed=seed)
 
 
-def _render_chunk(task: tuple[int, int]) -> tuple[list[dict], Counter]:
+def _render_chunk(task: tuple[int, int]) -> tuple[list[bytes], Counter]:
+    """Render, encode and pack (as tar members) one chunk of samples."""
     start, count = task
     gen, seed = _worker["gen"], _worker["seed"]
     indices = range(start, start + count)
@@ -86,7 +87,7 @@ def _render_chunk(task: tuple[int, int]) -> tuple[list[dict], Counter]:
             raise ValueError(f"generator {gen.name} returned {img.shape}, expected {gen.height}x{gen.width}")
         cls = params.pop("cls", None)  # a label, where the source has one, goes into <key>.cls
         meta = {"generator": gen.name, "index": i, "seed": seed, "params": params}
-        samples.append(encode_sample(i, img, meta, _worker["ext"], _worker["quality"], cls))
+        samples.append(pack_sample(encode_sample(i, img, meta, _worker["ext"], _worker["quality"], cls)))
     return samples, gen.take_counters()
 
 
@@ -180,7 +181,7 @@ def generate(cfg: RunConfig) -> dict:
             if current is None:
                 current = ShardFile(out / shard_name(name, shard))
             for sample in samples:
-                current.write(sample)
+                current.write_packed(sample)
             counters.update(chunk_counters)
             bar.update(len(samples))
             if current.count == planned[shard]:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from webdataset import TarWriter
 
 from kdgen.errors import KdgenError
 
 # Pillow format name and file extension for each --format.
 FORMATS = {"png": ("PNG", "png"), "jpg": ("JPEG", "jpg"), "jpeg": ("JPEG", "jpg"), "webp": ("WEBP", "webp")}
 TAR_MTIME = 0  # integer mtime: reproducible shards and no per-member PAX header
+TAR_OWNER = "kdgen"
+TAR_MODE = 0o444
 PNG_COMPRESS_LEVEL = 6  # zlib level; fixed so that bytes are reproducible
 
 
@@ -84,6 +86,24 @@ def shard_name(name: str, shard: int) -> str:
     return f"{name}-{shard:06d}.tar"
 
 
+def pack_sample(sample: dict) -> bytes:
+    """A sample's tar members (header, data, padding), in key order, as the bytes a shard holds.
+
+    The same bytes webdataset's TarWriter writes for this sample (tested), made with the standard
+    tarfile module's headers; packing in the rendering workers keeps the writing process light.
+    """
+    key, parts = sample["__key__"], []
+    for ext in sorted(k for k in sample if k != "__key__"):
+        data = sample[ext]
+        info = tarfile.TarInfo(f"{key}.{ext}")
+        info.size, info.mtime, info.mode = len(data), TAR_MTIME, TAR_MODE
+        info.uname = info.gname = TAR_OWNER
+        parts += [info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"), data]
+        if len(data) % tarfile.BLOCKSIZE:
+            parts.append(tarfile.NUL * (tarfile.BLOCKSIZE - len(data) % tarfile.BLOCKSIZE))
+    return b"".join(parts)
+
+
 class ShardFile:
     """A tar shard written under a hidden temporary name and renamed into place when complete."""
 
@@ -91,26 +111,33 @@ class ShardFile:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         self.stream = open(self.tmp, "wb")
-        self.tar = TarWriter(self.stream, encoder=False, mtime=TAR_MTIME, user="kdgen", group="kdgen")
+        self.offset = 0
         self.count = 0
 
     def write(self, sample: dict) -> None:
-        self.tar.write(sample)
+        self.write_packed(pack_sample(sample))
+
+    def write_packed(self, members: bytes) -> None:
+        """Append one sample already packed by pack_sample."""
+        self.stream.write(members)
+        self.offset += len(members)
         self.count += 1
 
     def commit(self) -> int:
-        """Finish the tar and rename it to its final name; returns its size in bytes."""
-        self.tar.close()
+        """Finish the tar (end-of-archive blocks, padded to whole records, as tarfile does) and
+        rename it to its final name; returns its size in bytes."""
+        end = 2 * tarfile.BLOCKSIZE
+        end += -(self.offset + end) % tarfile.RECORDSIZE
+        self.stream.write(tarfile.NUL * end)
         self.stream.close()
         os.replace(self.tmp, self.path)
         return self.path.stat().st_size
 
     def abort(self) -> None:
-        for closer in (self.tar.close, self.stream.close):
-            try:
-                closer()
-            except Exception:  # noqa: BLE001 - already failing; the temp file goes anyway
-                pass
+        try:
+            self.stream.close()
+        except OSError:  # already failing (a full disk); the temporary file goes anyway
+            pass
         self.tmp.unlink(missing_ok=True)
 
 

@@ -40,8 +40,12 @@ def test_generator_contract(name, extra, tmp_path, image_folder):
         first = gen.render(seeds)
         again = gen.render(seeds)
         other = gen.render([sample_seed(8, i) for i in range(4)])
+        # generators batch their work: an image must not depend on the batch it was made in
+        alone = [gen.render([s])[0] for s in seeds[2:]] + gen.render(seeds[1:3])
     finally:
         gen.close()
+    for (a, meta_a), (b, meta_b) in zip(first[2:] + first[1:3], alone):
+        assert np.array_equal(a, b) and meta_a == meta_b, "an image changed with its batch"
     assert len(first) == 4
     for img, meta in first:
         assert img.dtype == np.uint8
@@ -64,6 +68,39 @@ def test_leaves_cover_canvas_and_use_many_leaves():
     label, n = dead_leaves_labels(rng, 64, 64, np.arange(6), 0.03 * 64, 64.0, 3.0)
     assert (label >= 0).all() and n >= 64
     assert len(np.unique(label)) > 20
+
+
+def test_fbm_matches_a_direct_per_pixel_perlin_evaluation():
+    """The batched matrix form of fBm equals Perlin's definition evaluated pixel by pixel."""
+    from kdgen.generators.noise import GRADIENTS, _fade, draw_fbm, fbm_fields
+
+    h, w = 9, 13
+    draws = [draw_fbm(np.random.default_rng(s), h, w, 4, c) for s, c in ((0, 1.7), (1, 3.2))]
+    fields = fbm_fields(draws, h, w, gain=0.5)
+    for (cells, pick, offset), field in zip(draws, fields):
+        expected = np.zeros((h, w))
+        for o, c in enumerate(cells):
+            for i in range(h):
+                for j in range(w):
+                    y, x = (i + 0.5) * c / w + offset[0, o], (j + 0.5) * c / w + offset[1, o]
+                    y0, x0 = int(y), int(x)
+                    value = 0.0
+                    for dy in (0, 1):
+                        for dx in (0, 1):
+                            g = GRADIENTS[pick[o, y0 + dy, x0 + dx]]
+                            dot = g.real * (x - x0 - dx) + g.imag * (y - y0 - dy)
+                            wy = _fade(y - y0) if dy else 1 - _fade(y - y0)
+                            wx = _fade(x - x0) if dx else 1 - _fade(x - x0)
+                            value += wy * wx * dot
+                    expected[i, j] += 0.5**o * np.sqrt(2) * value
+        assert np.allclose(field, expected, atol=1e-9)
+
+
+def test_fbm_leaves_out_octaves_finer_than_two_pixels():
+    from kdgen.generators.noise import draw_fbm
+
+    cells, _, _ = draw_fbm(np.random.default_rng(0), 32, 32, 8, 3.0)
+    assert list(cells) == [3.0, 6.0, 12.0]  # 24 cells would be 1.3 px each
 
 
 def test_power_law_radii_follow_the_inverse_cdf():

@@ -53,6 +53,26 @@ def test_layout_manifest_and_webdataset_round_trip(tmp_path):
                                                                                       "000000000.png"]
 
 
+def test_shard_bytes_equal_webdataset_tarwriter(tmp_path):
+    """Our packed members and end-of-archive padding are exactly what webdataset's TarWriter writes."""
+    import numpy as np
+
+    from kdgen import writer
+
+    samples = [writer.encode_sample(i, np.full((9, 7, 3), i * 40, np.uint8), {"index": i}, "png", 95,
+                                    cls=i if i % 2 else None) for i in range(5)]
+    ours = writer.ShardFile(tmp_path / "ours.tar")
+    for sample in samples:
+        ours.write(sample)
+    ours.commit()
+    with open(tmp_path / "theirs.tar", "wb") as stream:
+        tw = wds.TarWriter(stream, encoder=False, mtime=writer.TAR_MTIME, user="kdgen", group="kdgen")
+        for sample in samples:
+            tw.write(dict(sample))
+        tw.close()
+    assert (tmp_path / "ours.tar").read_bytes() == (tmp_path / "theirs.tar").read_bytes()
+
+
 def test_same_seed_same_bytes_whatever_workers(tmp_path):
     for gen in ("leaves", "noise"):
         make(tmp_path / "w1", generator=gen, n=40, shard_size=16, workers=1)
@@ -95,7 +115,7 @@ def test_conflicting_settings_are_refused_unless_overwrite(tmp_path):
 def test_disk_full_leaves_no_partial_shard(tmp_path, monkeypatch):
     from kdgen import writer
 
-    real = writer.ShardFile.write
+    real = writer.ShardFile.write_packed
     calls = {"n": 0}
 
     def failing(self, sample):
@@ -104,12 +124,12 @@ def test_disk_full_leaves_no_partial_shard(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         real(self, sample)
 
-    monkeypatch.setattr(writer.ShardFile, "write", failing)
+    monkeypatch.setattr(writer.ShardFile, "write_packed", failing)
     with pytest.raises(KdgenError, match="No space left"):
         make(tmp_path)
     assert [p.name for p in tmp_path.glob("leaves-*.tar")] == ["leaves-000000.tar"]
     assert not list(tmp_path.glob(".*tmp*"))
-    monkeypatch.setattr(writer.ShardFile, "write", real)
+    monkeypatch.setattr(writer.ShardFile, "write_packed", real)
     make(tmp_path)  # resumes
     make(tmp_path / "clean")
     assert shard_bytes(tmp_path, "leaves") == shard_bytes(tmp_path / "clean", "leaves")

@@ -1,12 +1,24 @@
 """Dead-leaves images: random occluding shapes with power-law sizes until the canvas is covered.
 
-Leaves are laid front to back in batches: a pixel keeps the first leaf that covers it, which is the
-dead-leaves model (later leaves lie behind earlier ones). Each batch is rasterised by Pillow in C,
-and later batches draw only leaves whose box touches a remaining hole, so no per-leaf full-image
-pass or coverage check is needed.
+Leaves are laid front to back: a pixel keeps the first leaf that covers it, which is the dead-leaves
+model (later leaves lie behind earlier ones). The first FIRST_BATCH leaves, which cover nearly all
+of the canvas, are painted back to front by Pillow's C rasteriser; later leaves are only tested
+against the few pixels still uncovered, so no per-leaf full-image pass or coverage check is needed.
+A batch of images is made together (geometry and hole tests vectorised over all of them), each
+image from its own random stream, so an image never depends on its batch.
 """
 
 from __future__ import annotations
+
+from collections import deque
+from itertools import repeat, starmap
+
+try:
+    from operator import call
+except ImportError:  # Python 3.10
+
+    def call(function, /, *args):
+        return function(*args)
 
 import click
 import numpy as np
@@ -19,7 +31,7 @@ SHAPES = ("disk", "square", "oriented_square", "rectangle", "triangle", "quadril
 DISK, SQUARE, ORIENTED_SQUARE, RECTANGLE, TRIANGLE, QUAD = range(len(SHAPES))
 COLOURS = ("rgb", "grey", "textured")
 FIRST_BATCH = 512  # leaves rasterised first: they cover most of the canvas
-HOLE_TESTS = 1 << 14  # (leaf, hole) pairs tested per later batch
+HOLE_TESTS = 1 << 14  # (leaf, hole) pairs tested per image and round, about
 MAX_LEAVES = 2_000_000  # a safety bound; real images need a few hundred to a few thousand
 
 
@@ -42,14 +54,14 @@ def sorted_circle_angles(u: np.ndarray) -> np.ndarray:
     return 2 * np.pi * (u[:, :1] + cum / total)
 
 
-def draw_leaves(rng, k: int, h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float) -> dict:
-    """k leaves front to back, from one block of uniforms (so the stream never depends on filtering)."""
-    u = rng.random((k, 15))
+def leaves_from_uniforms(u: np.ndarray, h: int, w: int, shape_ids, rmin: float, rmax: float,
+                         exponent: float) -> dict:
+    """Leaves from a (k, 15) block of uniforms: columns 0-2 place and size a leaf, 3-14 shape it."""
     return {
         "cx": u[:, 0] * w,
         "cy": u[:, 1] * h,
         "r": power_law_radii(u[:, 2], rmin, rmax, exponent),
-        "shape": shape_ids[(u[:, 3] * len(shape_ids)).astype(np.int64)],
+        "shape": shape_ids[(u[:, 3] * len(shape_ids)).astype(np.intp)],
         "theta": u[:, 4] * 2 * np.pi,
         "phi": 0.15 + u[:, 5] * (np.pi / 2 - 0.3),  # rectangle half-angle: aspect ratio
         "tri": u[:, 6:10],  # turned into sorted angles only for the leaves that are drawn
@@ -57,94 +69,163 @@ def draw_leaves(rng, k: int, h: int, w: int, shape_ids, rmin: float, rmax: float
     }
 
 
-def polygon_vertices(leaves: dict) -> np.ndarray:
-    """(k, 4, 2) vertex offsets, counter-clockwise, on the circle of radius r (triangles repeat one vertex)."""
-    shape, theta, phi = leaves["shape"][:, None], leaves["theta"][:, None], leaves["phi"][:, None]
-    square = np.array([0.25, 0.75, 1.25, 1.75]) * np.pi
-    tri = sorted_circle_angles(leaves["tri"])
-    angles = np.select(
-        [shape == SQUARE, shape == ORIENTED_SQUARE, shape == RECTANGLE, shape == TRIANGLE, shape == QUAD],
-        [np.broadcast_to(square, (len(theta), 4)), square + theta,
-         np.concatenate([phi, np.pi - phi, np.pi + phi, 2 * np.pi - phi], axis=1) + theta,
-         np.concatenate([tri, tri[:, 2:]], axis=1), sorted_circle_angles(leaves["quad"])])
-    r = leaves["r"][:, None]
+def draw_leaves(rng, k: int, h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float) -> dict:
+    """k leaves, front to back."""
+    return leaves_from_uniforms(rng.random((k, 15)), h, w, shape_ids, rmin, rmax, exponent)
+
+
+SQUARE_ANGLES = np.array([0.25, 0.75, 1.25, 1.75]) * np.pi
+
+
+def polygon_vertices(leaves: dict, dtype=np.float64) -> np.ndarray:
+    """(k, 4, 2) vertex offsets, counter-clockwise, on the circle of radius r (triangles repeat one
+    vertex; disks get zeros). Each shape's angles are computed for its own leaves only."""
+    shape = leaves["shape"]
+    angles = np.zeros((len(shape), 4))
+    for sid in range(1, len(SHAPES)):
+        m = shape == sid
+        if not m.any():
+            continue
+        if sid == SQUARE:
+            angles[m] = SQUARE_ANGLES
+        elif sid == ORIENTED_SQUARE:
+            angles[m] = SQUARE_ANGLES + leaves["theta"][m, None]
+        elif sid == RECTANGLE:
+            phi, theta = leaves["phi"][m, None], leaves["theta"][m, None]
+            angles[m] = np.concatenate([phi, np.pi - phi, np.pi + phi, 2 * np.pi - phi], axis=1) + theta
+        elif sid == TRIANGLE:
+            tri = sorted_circle_angles(leaves["tri"][m])
+            angles[m] = np.concatenate([tri, tri[:, 2:]], axis=1)
+        elif sid == QUAD:
+            angles[m] = sorted_circle_angles(leaves["quad"][m])
+    angles = angles.astype(dtype, copy=False)  # float32 trigonometry is several times faster
+    r = leaves["r"][:, None].astype(dtype, copy=False)
     return np.stack([np.cos(angles) * r, np.sin(angles) * r], axis=-1)
 
 
-def inside(leaves: dict, leaf: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """Whether each point, at offset (dx, dy) from the centre of leaf `leaf[i]`, lies inside that leaf."""
-    ok = dx * dx + dy * dy <= leaves["r"][leaf] ** 2
-    poly = ok & (leaves["shape"][leaf] != DISK)
-    if poly.any():  # convex polygons: inside every edge's half-plane
-        v = polygon_vertices({key: val[leaf[poly]] for key, val in leaves.items()})
-        px, py = dx[poly, None], dy[poly, None]
-        ex, ey = np.roll(v[..., 0], -1, axis=1) - v[..., 0], np.roll(v[..., 1], -1, axis=1) - v[..., 1]
-        ok[poly] = ((ex * (py - v[..., 1]) - ey * (px - v[..., 0])) >= 0).all(axis=1)
+def inside_polygons(leaves: dict, leaf: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Whether each point, at offset (dx, dy) from the centre of leaf `leaf[i]` and already inside its
+    circumscribed disk, lies inside the leaf (disks: always; polygons: inside every edge's half-plane)."""
+    ok = np.ones(len(leaf), dtype=bool)
+    poly = leaves["shape"][leaf] != DISK
+    if poly.any():
+        v = polygon_vertices(leaves)[leaf[poly]]
+        e = np.roll(v, -1, axis=1) - v
+        px, py = dx[poly, None] - v[..., 0], dy[poly, None] - v[..., 1]
+        ok[poly] = (e[..., 0] * py - e[..., 1] * px >= 0).all(axis=1)
     return ok
 
 
-def front_most(pix: np.ndarray, leaf: np.ndarray, size: int) -> np.ndarray:
-    """Per pixel, the first leaf among (pixel, leaf) pairs listed in leaf order; -1 where none."""
-    first = np.full(size, -1, dtype=np.int64)
-    pix, at = np.unique(pix, return_index=True)
-    first[pix] = leaf[at]
-    return first
+class Painter:
+    """Rasterises the first leaves of many images at once: their geometry is computed in one
+    vectorised pass, then each image's leaves are painted back to front by Pillow's C rasteriser
+    into a label layer (the leaf's index; -1 where no leaf lies)."""
+
+    def __init__(self, leaves: dict, count: int, h: int, w: int):
+        k = len(leaves["r"])
+        # Pillow's pixel (i, j) is centred on integer coordinates; ours on i + 0.5
+        centre = np.stack([leaves["cx"], leaves["cy"]], axis=1) - 0.5
+        coords = (polygon_vertices(leaves, np.float32) + centre[:, None, :]).reshape(k, 8)
+        disk = leaves["shape"] == DISK
+        r = leaves["r"][disk, None]
+        coords[disk, :4] = np.concatenate([centre[disk] - r, centre[disk] + r], axis=1)  # the disk's box
+        # Pillow reads a buffer of float32 (x, y) pairs as a path: one slice per leaf, no Python lists;
+        # a box is 2 points, a triangle 3, a quadrilateral 4
+        nbytes = np.where(disk, 16, np.where(leaves["shape"] == TRIANGLE, 24, 32))
+        buffer = coords.astype(np.float32).tobytes()
+        ends = (np.arange(k) * 32 + nbytes).tolist()
+        self.paths = list(map(buffer.__getitem__, map(slice, range(0, 32 * k, 32), ends)))
+        self.layer = Image.new("I", (w, h), -1)
+        draw = ImageDraw.Draw(self.layer).draw
+        # Pillow's core drawing calls, skipping ImageDraw's per-call colour parsing: for mode "I" the
+        # ink is the label itself
+        self.calls = list(map([draw.draw_polygon, draw.draw_ellipse].__getitem__, disk.tolist()))
+        self.count = count  # leaves per image
+
+    def paint(self, image: int) -> np.ndarray:
+        """Label layer (h, w) of image `image`'s leaves, painted back to front."""
+        # The generator's hot path: one C call per leaf, and the loop itself in C (starmap over zip).
+        # Measured at 32 px: testing each leaf against its box's pixels in numpy ran 3x slower, and
+        # instanced GL quads on llvmpipe cost about as much per leaf as these calls.
+        first, last = image * self.count, (image + 1) * self.count
+        back_to_front = slice(last - 1, first - 1 if first else None, -1)  # the front-most leaf last
+        deque(starmap(call, zip(self.calls[back_to_front], self.paths[back_to_front],
+                                range(self.count - 1, -1, -1), repeat(1))), maxlen=0)
+        label = np.array(self.layer)
+        self.layer.paste(-1, (0, 0, *self.layer.size))
+        return label
 
 
-def first_cover(leaves: dict, hx: np.ndarray, hy: np.ndarray) -> np.ndarray:
-    """For each hole (pixel centre hx, hy): index of the first leaf covering it, or -1."""
-    dx = hx[None, :] - leaves["cx"][:, None]
-    dy = hy[None, :] - leaves["cy"][:, None]
-    leaf, hole = np.nonzero(dx * dx + dy * dy <= (leaves["r"] ** 2)[:, None])  # leaf-major order
-    ok = inside(leaves, leaf, dx[leaf, hole], dy[leaf, hole])
-    return front_most(hole[ok], leaf[ok], len(hx))
+def fill_holes(rngs, labels: np.ndarray, n: np.ndarray, h: int, w: int, shape_ids, rmin: float, rmax: float,
+               exponent: float) -> np.ndarray:
+    """Lay further leaves behind those already laid until no pixel of any image is left uncovered.
 
+    labels: (images, h*w), -1 at holes, filled in place; n: leaves laid so far per image. Returns the
+    number of leaves laid in all, per image. Each image draws from its own stream, in rounds that
+    depend on its own holes only, so it never depends on the other images of the batch.
 
-def paint_batch(leaves: dict, ids: np.ndarray, h: int, w: int, first_label: int) -> np.ndarray:
-    # Measured: at 32 px, testing each leaf against its box's pixels in numpy ran 3x slower than this.
-    """Label layer of one batch: leaves painted back to front (Pillow's C rasteriser), -1 where none."""
-    layer = Image.new("I", (w, h), -1)
-    draw = ImageDraw.Draw(layer)
-    sub = {key: v[ids] for key, v in leaves.items()}
-    # Pillow's pixel (i, j) is centred on integer coordinates; ours on i + 0.5
-    cx, cy, r = (sub["cx"] - 0.5).tolist(), (sub["cy"] - 0.5).tolist(), sub["r"].tolist()
-    verts = polygon_vertices(sub) + np.stack([sub["cx"] - 0.5, sub["cy"] - 0.5], axis=1)[:, None, :]
-    verts = verts.reshape(len(ids), 8).tolist()  # flat x0, y0, x1, y1, ... per leaf
-    disk = (sub["shape"] == DISK).tolist()
-    tri = (sub["shape"] == TRIANGLE).tolist()
-    labels = (ids + first_label).tolist()
-    # Pillow's core drawing calls, skipping ImageDraw's per-call colour parsing: for mode "I" the
-    # ink is the label itself, and this loop is the generator's hot path
-    ellipse, polygon = draw.draw.draw_ellipse, draw.draw.draw_polygon
-    for j in reversed(range(len(labels))):  # the batch's front-most leaf is painted last
-        if disk[j]:
-            ellipse((cx[j] - r[j], cy[j] - r[j], cx[j] + r[j], cy[j] + r[j]), labels[j], 1)
-        else:
-            polygon(verts[j][: 6 if tri[j] else 8], labels[j], 1)
-    return np.asarray(layer)
+    Leaves are tested only against the remaining holes, at their pixel centres, all images at once.
+    Position and size are drawn for every leaf; the shape parameters only for leaves whose
+    circumscribed disk holds a hole, since no other leaf can show.
+    """
+    n = np.array(n, dtype=np.int64)
+    holes = [np.flatnonzero(row < 0) for row in labels]
+    active = [i for i, hole in enumerate(holes) if len(hole)]
+    while active:
+        if n[active].max() >= MAX_LEAVES:
+            raise RuntimeError("dead leaves did not cover the canvas; is --rmin too small?")
+        # per image: draw this round's leaves and list the (leaf, hole) pairs within a leaf's
+        # circumscribed disk, leaf-major (front first); then test the shapes of all images at once
+        parts, ks = [], []
+        for i in active:
+            rng, pixel = rngs[i], holes[i]
+            k = int(np.clip(HOLE_TESTS // len(pixel), 256, 1024))  # leaves this round, by the holes left
+            u = rng.random((k, 3))
+            r = power_law_radii(u[:, 2], rmin, rmax, exponent)
+            dx = (pixel % w + 0.5) - u[:, 0, None] * w
+            dy = (pixel // w + 0.5) - u[:, 1, None] * h
+            leaf, hole = np.nonzero(dx * dx + dy * dy <= (r * r)[:, None])
+            shaped = leaf[np.r_[True, leaf[1:] != leaf[:-1]]] if len(leaf) else leaf
+            params = np.concatenate([u[shaped], rng.random((len(shaped), 12))], axis=1)
+            parts.append((params, np.searchsorted(shaped, leaf), leaf, hole, dx[leaf, hole], dy[leaf, hole]))
+            ks.append(k)
+        sizes = np.array([[len(p[0]), len(p[3]), len(holes[i])] for p, i in zip(parts, active)])
+        params, pair, leaf, hole, dx, dy = (np.concatenate(c) for c in zip(*parts))
+        img = np.repeat(np.arange(len(active)), sizes[:, 1])
+        pair += np.repeat(np.cumsum(sizes[:, 0]) - sizes[:, 0], sizes[:, 1])  # into the joined params
+        hole += np.repeat(np.cumsum(sizes[:, 2]) - sizes[:, 2], sizes[:, 1])  # into the joined holes
+        ok = inside_polygons(leaves_from_uniforms(params, h, w, shape_ids, rmin, rmax, exponent), pair, dx, dy)
+        covered, first = np.unique(hole[ok], return_index=True)  # each hole's front-most pair
+        rows = np.array(active)[img[ok][first]]
+        pixel = np.concatenate([holes[i] for i in active])
+        labels[rows, pixel[covered]] = n[rows] + leaf[ok][first]
+        n[active] += ks
+        left = np.ones(len(pixel), dtype=bool)
+        left[covered] = False
+        for i, rest in zip(active, np.split(pixel[left], np.cumsum(
+                np.add.reduceat(left, np.cumsum(sizes[:, 2]) - sizes[:, 2]))[:-1])):
+            holes[i] = rest
+        active = [i for i in active if len(holes[i])]
+    return n
 
 
 def dead_leaves_labels(rng, h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float):
-    """Label map (h, w) of the front-most leaf at each pixel, and the number of leaves laid.
+    """Label map (h, w) of the front-most leaf at each pixel, and the number of leaves laid."""
+    return dead_leaves_batch([rng], h, w, shape_ids, rmin, rmax, exponent)[0]
 
-    Leaves come front to back. The first batch is rasterised back to front and covers most of the
-    canvas; later batches are tested only against the remaining holes, until none is left.
+
+def dead_leaves_batch(rngs, h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float):
+    """dead_leaves_labels for several images, each from its own random stream (so an image never
+    depends on the others in its batch).
+
+    Leaves come front to back. The first FIRST_BATCH of every image are rasterised back to front and
+    cover most of the canvas; later leaves are tested only against the remaining holes.
     """
-    leaves = draw_leaves(rng, FIRST_BATCH, h, w, shape_ids, rmin, rmax, exponent)
-    label = paint_batch(leaves, np.arange(FIRST_BATCH), h, w, 0).ravel().copy()
-    n = FIRST_BATCH
-    holes = np.flatnonzero(label < 0)
-    while len(holes):
-        if n >= MAX_LEAVES:
-            raise RuntimeError("dead leaves did not cover the canvas; is --rmin too small?")
-        k = int(np.clip(HOLE_TESTS // len(holes), 64, 8192))  # leaves per batch, by the holes left
-        leaves = draw_leaves(rng, k, h, w, shape_ids, rmin, rmax, exponent)
-        first = first_cover(leaves, holes % w + 0.5, holes // w + 0.5)
-        filled = first >= 0
-        label[holes[filled]] = first[filled] + n
-        holes = holes[~filled]
-        n += k
-    return label.reshape(h, w), n
+    u = np.concatenate([rng.random((FIRST_BATCH, 15)) for rng in rngs])
+    painter = Painter(leaves_from_uniforms(u, h, w, shape_ids, rmin, rmax, exponent), FIRST_BATCH, h, w)
+    labels = np.stack([painter.paint(i).ravel() for i in range(len(rngs))])
+    n = fill_holes(rngs, labels, [FIRST_BATCH] * len(rngs), h, w, shape_ids, rmin, rmax, exponent)
+    return [(row.reshape(h, w), int(count)) for row, count in zip(labels, n)]
 
 
 @register
@@ -178,25 +259,36 @@ class Leaves(Generator):
         self.colour, self.rmin, self.rmax, self.exponent, self.aa = colour, rmin, rmax, exponent, antialias
         self.params = dict(shape=shape, colour=colour, rmin=rmin, rmax=rmax, exponent=exponent, antialias=antialias)
 
+    def render(self, seeds):
+        return self._render([np.random.default_rng(s) for s in seeds])
+
     def sample(self, rng):
+        return self._render([rng])[0]
+
+    def _render(self, rngs):
         a = self.aa
         h, w = self.height * a, self.width * a
         scale = min(h, w)
-        label, n = dead_leaves_labels(rng, h, w, self.shape_ids, self.rmin * scale, self.rmax * scale, self.exponent)
-        if self.colour == "grey":
-            img = rng.random(n)[label][..., None]
-        else:
-            img = rng.random((n, 3))[label]
-            if self.colour == "textured":
-                # each leaf shows a shifted window of one fBm texture, with its own strength
-                tex = fbm(rng, h, w, octaves=4, base_cells=float(rng.uniform(2, 6)))
-                tex = (tex - tex.mean()) / (np.abs(tex).max() + 1e-9)
-                oy, ox = rng.integers(0, h, n), rng.integers(0, w, n)
-                amp = rng.uniform(0.1, 0.5, n)
-                yy, xx = np.indices((h, w))
-                shifted = tex[(yy + oy[label]) % h, (xx + ox[label]) % w]
-                img = np.clip(img + (amp[label] * shifted)[..., None], 0, 1)
-        if a > 1:
-            img = img.reshape(self.height, a, self.width, a, -1).mean(axis=(1, 3))
-        img = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
-        return (img[..., 0] if self.colour == "grey" else img), {"leaves": n}
+        labels = dead_leaves_batch(rngs, h, w, self.shape_ids, self.rmin * scale, self.rmax * scale, self.exponent)
+        return [self._colour(rng, label, n) for rng, (label, n) in zip(rngs, labels)]
+
+    def _colour(self, rng, label: np.ndarray, n: int):
+        """The image from the label map: every leaf one uniform colour (a byte per channel)."""
+        colours = rng.integers(0, 256, n if self.colour == "grey" else (n, 3), dtype=np.uint8)
+        img = colours[label]
+        if self.colour == "textured":
+            # each leaf shows a shifted window of one fBm texture, with its own strength
+            h, w = label.shape
+            tex = fbm(rng, h, w, octaves=4, base_cells=float(rng.uniform(2, 6)))
+            tex = (tex - tex.mean()) / (np.abs(tex).max() + 1e-9)
+            oy, ox = rng.integers(0, h, n), rng.integers(0, w, n)
+            amp = rng.uniform(0.1, 0.5, n) * 255
+            yy, xx = np.indices((h, w))
+            shifted = tex[(yy + oy[label]) % h, (xx + ox[label]) % w]
+            img = np.clip(img + (amp[label] * shifted)[..., None], 0, 255)
+        if self.aa > 1:  # box-filter the supersampled image down
+            a = self.aa
+            img = img.reshape(self.height, a, self.width, a, *img.shape[2:]).mean(axis=(1, 3))
+        if img.dtype != np.uint8:
+            img = np.rint(img).astype(np.uint8)
+        return img, {"leaves": n}

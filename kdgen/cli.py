@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
-import click
+# kdgen's matrix products are small: OpenBLAS threads would only spin beside the work (and beside
+# other workers). Set before numpy loads; a user's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from kdgen import manifest
-from kdgen.clitools import OneLineErrorGroup, SizeType, command_line, launcher_rank
-from kdgen.registry import GENERATORS
-from kdgen.runner import RunConfig, generate
+import click  # noqa: E402
+
+from kdgen import manifest  # noqa: E402
+from kdgen.clitools import OneLineErrorGroup, SizeType, command_line, launcher_rank  # noqa: E402
+from kdgen.registry import GENERATORS  # noqa: E402
+from kdgen.runner import RunConfig, generate  # noqa: E402
 
 COMMON_KEYS = ("n", "size", "out", "name", "seed", "shard_size", "fmt", "quality", "workers", "rank",
                "world_size", "overwrite", "quiet")

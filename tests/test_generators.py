@@ -103,6 +103,20 @@ def test_fbm_leaves_out_octaves_finer_than_two_pixels():
     assert list(cells) == [3.0, 6.0, 12.0]  # 24 cells would be 1.3 px each
 
 
+@pytest.mark.parametrize("shapes", [[0, 1, 2, 3, 4, 5], [0], [4]], ids=["mixed", "disk", "triangle"])
+def test_first_leaves_cover_nearly_all_the_canvas(shapes):
+    """first_batch_size's estimate (expected area per leaf) leaves about e^-5 = 0.7% uncovered."""
+    from kdgen.generators.leaves import Painter, first_batch_size, leaves_from_uniforms
+
+    h = w = 48
+    ids = np.array(shapes)
+    first = first_batch_size(h, w, ids, 0.03 * 48, 48.0, 3.0)
+    u = np.random.default_rng(0).random((16 * first, 15))
+    painter = Painter(leaves_from_uniforms(u, h, w, ids, 0.03 * 48, 48.0, 3.0), first, h, w)
+    uncovered = np.mean([(painter.paint(i) < 0).mean() for i in range(16)])
+    assert uncovered < 0.025
+
+
 def test_power_law_radii_follow_the_inverse_cdf():
     from kdgen.generators.leaves import power_law_radii
 

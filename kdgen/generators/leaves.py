@@ -1,8 +1,8 @@
 """Dead-leaves images: random occluding shapes with power-law sizes until the canvas is covered.
 
 Leaves are laid front to back: a pixel keeps the first leaf that covers it, which is the dead-leaves
-model (later leaves lie behind earlier ones). The first FIRST_BATCH leaves, which cover nearly all
-of the canvas, are painted back to front by Pillow's C rasteriser; later leaves are only tested
+model (later leaves lie behind earlier ones). The first leaves, enough to cover nearly all of the
+canvas (first_batch_size), are painted back to front by Pillow's C rasteriser; later leaves are only tested
 against the few pixels still uncovered, so no per-leaf full-image pass or coverage check is needed.
 A batch of images is made together (geometry and hole tests vectorised over all of them), each
 image from its own random stream, so an image never depends on its batch.
@@ -30,9 +30,27 @@ from kdgen.registry import Generator, option, register
 SHAPES = ("disk", "square", "oriented_square", "rectangle", "triangle", "quadrilateral")
 DISK, SQUARE, ORIENTED_SQUARE, RECTANGLE, TRIANGLE, QUAD = range(len(SHAPES))
 COLOURS = ("rgb", "grey", "textured")
-FIRST_BATCH = 512  # leaves rasterised first: they cover most of the canvas
+# Mean area of each shape over the area of its circumscribed disk (exact, for this module's geometry):
+# rectangles have half-angles uniform on [0.15, pi/2 - 0.15]; triangle and quadrilateral vertices are
+# uniform on the circle (E[area] = 3/(2 pi) and 3/pi times r^2)
+AREA_FRACTION = np.array([1.0, 2 / np.pi, 2 / np.pi, 2 * np.cos(0.3) / (np.pi * (np.pi / 2 - 0.3)),
+                          3 / (2 * np.pi**2), 3 / np.pi**2])
+FIRST_COVER = 5.0  # paint leaves until e^-5 (0.7%) of the canvas is expected to be left uncovered
 HOLE_TESTS = 1 << 14  # (leaf, hole) pairs tested per image and round, about
 MAX_LEAVES = 2_000_000  # a safety bound; real images need a few hundred to a few thousand
+
+
+def first_batch_size(h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float) -> int:
+    """Leaves to paint before switching to hole tests: enough that about e^-FIRST_COVER of the canvas
+    is left uncovered. A leaf covers a given pixel with probability p = E[area] / (h w), so F leaves
+    leave (1 - p)^F ~ e^(-p F) uncovered (448 leaves for the default mixed shapes, 1,600 for triangles).
+    """
+    def moment(k):  # integral of r^k over [rmin, rmax]
+        return np.log(rmax / rmin) if abs(k + 1) < 1e-9 else (rmax ** (k + 1) - rmin ** (k + 1)) / (k + 1)
+
+    mean_r2 = moment(2 - exponent) / moment(-exponent)
+    p = np.pi * mean_r2 * AREA_FRACTION[np.asarray(shape_ids)].mean() / (h * w)
+    return int(np.clip(np.ceil(FIRST_COVER / p), 64, 16384))
 
 
 def power_law_radii(u: np.ndarray, rmin: float, rmax: float, exponent: float) -> np.ndarray:
@@ -129,12 +147,13 @@ class Painter:
         disk = leaves["shape"] == DISK
         r = leaves["r"][disk, None]
         coords[disk, :4] = np.concatenate([centre[disk] - r, centre[disk] + r], axis=1)  # the disk's box
-        # Pillow reads a buffer of float32 (x, y) pairs as a path: one slice per leaf, no Python lists;
-        # a box is 2 points, a triangle 3, a quadrilateral 4
-        nbytes = np.where(disk, 16, np.where(leaves["shape"] == TRIANGLE, 24, 32))
-        buffer = coords.astype(np.float32).tobytes()
-        ends = (np.arange(k) * 32 + nbytes).tolist()
-        self.paths = list(map(buffer.__getitem__, map(slice, range(0, 32 * k, 32), ends)))
+        # Pillow reads any buffer of float32 (x, y) pairs as a path, so each leaf's path is a bytes
+        # object cut by numpy in C: a quadrilateral's 4 points (a triangle repeats its last vertex,
+        # which rasterises identically), a disk's box as 2 points
+        coords = np.ascontiguousarray(coords, dtype=np.float32)
+        paths = np.array(coords.view(np.dtype((np.void, 32))).ravel().tolist(), dtype=object)
+        paths[disk] = np.ascontiguousarray(coords[disk, :4]).view(np.dtype((np.void, 16))).ravel().tolist()
+        self.paths = paths.tolist()
         self.layer = Image.new("I", (w, h), -1)
         draw = ImageDraw.Draw(self.layer).draw
         # Pillow's core drawing calls, skipping ImageDraw's per-call colour parsing: for mode "I" the
@@ -218,13 +237,14 @@ def dead_leaves_batch(rngs, h: int, w: int, shape_ids, rmin: float, rmax: float,
     """dead_leaves_labels for several images, each from its own random stream (so an image never
     depends on the others in its batch).
 
-    Leaves come front to back. The first FIRST_BATCH of every image are rasterised back to front and
-    cover most of the canvas; later leaves are tested only against the remaining holes.
+    Leaves come front to back. The first first_batch_size() of every image are rasterised back to
+    front and cover nearly all of the canvas; later leaves are tested only against the remaining holes.
     """
-    u = np.concatenate([rng.random((FIRST_BATCH, 15)) for rng in rngs])
-    painter = Painter(leaves_from_uniforms(u, h, w, shape_ids, rmin, rmax, exponent), FIRST_BATCH, h, w)
+    first = first_batch_size(h, w, shape_ids, rmin, rmax, exponent)
+    u = np.concatenate([rng.random((first, 15)) for rng in rngs])
+    painter = Painter(leaves_from_uniforms(u, h, w, shape_ids, rmin, rmax, exponent), first, h, w)
     labels = np.stack([painter.paint(i).ravel() for i in range(len(rngs))])
-    n = fill_holes(rngs, labels, [FIRST_BATCH] * len(rngs), h, w, shape_ids, rmin, rmax, exponent)
+    n = fill_holes(rngs, labels, [first] * len(rngs), h, w, shape_ids, rmin, rmax, exponent)
     return [(row.reshape(h, w), int(count)) for row, count in zip(labels, n)]
 
 

@@ -129,7 +129,6 @@ def fbm(rng, h: int, w: int, octaves: int, base_cells: float, gain: float = 0.5)
 @register
 class Noise(Generator):
     name = "noise"
-    batch = 256  # images per render() call: the arithmetic is batched, so bigger batches cost less each
     help = ("Noise images: gaussian (a dataset's mean/std), uniform, spectral 1/f^alpha, Perlin fBm, or mixed. "
             "The paper's weakest surrogate, and the one the boundary attack lifts most.")
     options = [

@@ -58,13 +58,22 @@ class Generator:
     def close(self) -> None:
         """Release per-process resources."""
 
+    # A generator overrides sample() (one image at a time) or render_rngs() (a batch computed
+    # together, each image from its own stream); each defaults to the other.
+
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         """One image (uint8, HxWx3 or HxW) and its JSON-able per-sample parameters."""
-        raise NotImplementedError
+        return self.render_rngs([rng])[0]
+
+    def render_rngs(self, rngs: Sequence[np.random.Generator]) -> list[tuple[np.ndarray, dict]]:
+        """Images for a batch of per-sample random streams, in order. An image must depend on its
+        own stream only, never on the rest of its batch."""
+        return [self.sample(rng) for rng in rngs]
 
     def render(self, seeds: Sequence[np.random.SeedSequence]) -> list[tuple[np.ndarray, dict]]:
-        """Images for a batch of per-sample seeds, in order. Override to batch work (e.g. a GL atlas)."""
-        return [self.sample(np.random.default_rng(s)) for s in seeds]
+        """Images for a batch of per-sample seeds, in order. Override to batch work that needs the
+        seeds themselves (e.g. a GL atlas); otherwise override sample() or render_rngs()."""
+        return self.render_rngs([np.random.default_rng(s) for s in seeds])
 
     def take_counters(self) -> Counter:
         """Counters accumulated since the last call (rejected frames, failed programs...)."""

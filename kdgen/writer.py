@@ -111,7 +111,6 @@ class ShardFile:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         self.stream = open(self.tmp, "wb")
-        self.offset = 0
         self.count = 0
 
     def write(self, sample: dict) -> None:
@@ -120,14 +119,13 @@ class ShardFile:
     def write_packed(self, members: bytes) -> None:
         """Append one sample already packed by pack_sample."""
         self.stream.write(members)
-        self.offset += len(members)
         self.count += 1
 
     def commit(self) -> int:
         """Finish the tar (end-of-archive blocks, padded to whole records, as tarfile does) and
         rename it to its final name; returns its size in bytes."""
         end = 2 * tarfile.BLOCKSIZE
-        end += -(self.offset + end) % tarfile.RECORDSIZE
+        end += -(self.stream.tell() + end) % tarfile.RECORDSIZE
         self.stream.write(tarfile.NUL * end)
         self.stream.close()
         os.replace(self.tmp, self.path)

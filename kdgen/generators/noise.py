@@ -173,16 +173,10 @@ class Noise(Generator):
             raise ValueError(f"{what} needs 1 or {channels} values, got {len(values)}")
         return values
 
-    def render(self, seeds):
-        return self._render([np.random.default_rng(s) for s in seeds])
-
-    def sample(self, rng):
-        return self._render([rng])[0]
-
-    def _render(self, rngs) -> list:
+    def render_rngs(self, rngs) -> list:
         per_call = max(1, PIXELS_PER_CALL // (self.height * self.width))  # bounds the batch's memory
         if len(rngs) > per_call:
-            return [out for i in range(0, len(rngs), per_call) for out in self._render(rngs[i:i + per_call])]
+            return [out for i in range(0, len(rngs), per_call) for out in self.render_rngs(rngs[i:i + per_call])]
         if self.variant == "mixed":
             variants = [VARIANTS[rng.integers(len(VARIANTS))] for rng in rngs]
         else:

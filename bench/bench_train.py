@@ -7,7 +7,10 @@ Figures are the best of repeated runs (this machine's cores are shared).
 2. trainer: distillation steps/s fed by the shard loader against the same steps fed from batches
    already in memory (the loader's cost);
 3. distillation samples/s against a teacher-forward-only reference (the ratio says how much the
-   student's forward/backward and the pipeline add on top of labelling).
+   student's forward/backward and the pipeline add on top of labelling);
+4. step-time levers (`--levers`): distillation samples/s (`--preset paper --match-stats`, loader-fed) of
+   each lever against the float32 path (amp off, 1 thread, 1 loader worker) measured in the same run:
+   precision auto (bf16 where the CPU has AMX/AVX-512 bf16), torch.compile, threads and workers.
 
     .venv/bin/python bench/bench_train.py [--images 4096] [--steps 60] [--workers 1] [--teacher runs/teacher/teacher.pt]
 """
@@ -111,6 +114,41 @@ def bench_trainer(run: Run, steps: int, workers: int, rounds: int = 3) -> dict:
             "teacher_forward_samples_per_s": round(teach * b), "distill_vs_teacher_forward": round(fed / teach, 3)}
 
 
+LEVERS = {  # name -> DistillConfig changes against the float32 path
+    "float32 (reference)": dict(amp="off"),
+    "amp auto": dict(amp="auto"),
+    "amp auto, compile": dict(amp="auto", compile=True),
+    "amp auto, 2 threads, augment in-process": dict(amp="auto", threads=2, workers=0),
+    "amp auto, 2 threads, 1 worker": dict(amp="auto", threads=2, workers=1),
+    "amp auto, compile, 2 threads, 1 worker": dict(amp="auto", compile=True, threads=2, workers=1),
+}
+
+
+def bench_levers(common: dict, root: Path, steps: int, rounds: int = 3) -> dict:
+    """Loader-fed distillation samples/s per lever, rounds alternated so drift hits every lever alike."""
+    runs = {}
+    for i, (name, change) in enumerate(LEVERS.items()):
+        cfg = DistillConfig(**{**common, "preset": "paper", "match_stats": True, **change, "out": str(root / f"l{i}")})
+        runs[name] = Run(cfg, None)
+    rates = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            torch.set_num_threads(run.cfg.resolved_threads())
+            warm = 5 if run.cfg.compile else 3  # compile happens in the first steps: not timed
+            loader = make_train_loader(run.source, run.spec, run.preset, run.cfg.batch_size, steps + warm,
+                                       steps + warm, 0, run.cfg.seed, workers=run.cfg.workers)
+            for i, b in enumerate(loader):
+                if i == warm:
+                    t0 = time.perf_counter()
+                run.train_step(b, i)
+            rates[name].append(steps * run.cfg.batch_size / (time.perf_counter() - t0))
+    ref = max(rates["float32 (reference)"])
+    out = {}
+    for name, r in rates.items():
+        out[f"lever: {name}"] = f"{max(r):.0f} samples/s, {max(r) / ref:.2f}x"
+    return out
+
+
 @click.command()
 @click.option("--images", default=4096, help="images in the benchmark set")
 @click.option("--size", default=32, help="stored image side (adapted to the teacher's spec on the fly)")
@@ -122,7 +160,8 @@ def bench_trainer(run: Run, steps: int, workers: int, rounds: int = 3) -> dict:
 @click.option("--teacher", default=None, help="teacher file (default: a random resnet8 at 1x28x28)")
 @click.option("--student", default="cnn-tiny")
 @click.option("--device", default="cpu")
-def main(images, size, steps, batch_size, workers, threads, preset, teacher, student, device):
+@click.option("--levers/--no-levers", default=True, help="also measure the step-time levers (section 4)")
+def main(images, size, steps, batch_size, workers, threads, preset, teacher, student, device, levers):
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -144,6 +183,8 @@ def main(images, size, steps, batch_size, workers, threads, preset, teacher, stu
         run = Run(DistillConfig(**common, preset=preset, out=str(root / "b")), None)
         result["preset"] = preset
         result.update(bench_trainer(run, steps, workers))
+        if levers:
+            result.update(bench_levers(common, root, steps))
         result["bench_s"] = round(time.time() - t0, 1)
     for k, v in result.items():
         print(f"{k:32s} {v}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from kdtrain import precision
 from kdtrain.data import labelled_batches
 from kdtrain.datasets import LabelledSet
 from kdtrain.teachers import InputSpec, Teacher
@@ -22,8 +23,7 @@ class Evaluator:
         self.teacher_pred: list[torch.Tensor] | None = None
 
     def _autocast(self):
-        enabled = self.amp_dtype is not None and self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=enabled)
+        return precision.autocast(self.device, self.amp_dtype)
 
     @torch.no_grad()
     def __call__(self, student: torch.nn.Module, teacher: Teacher | None = None) -> dict:

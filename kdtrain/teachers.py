@@ -20,6 +20,7 @@ from torch import nn
 
 from kdtrain.errors import KDError
 from kdtrain.models import create_model
+from kdtrain.precision import autocast
 
 # ITU-R BT.601 luma weights, as PIL's convert("L") uses.
 _LUMA = (0.299, 0.587, 0.114)
@@ -108,6 +109,7 @@ class Teacher:
         self.arch, self.data = arch, data  # data: what it was trained on (kdtrain checkpoints), for --eval
         self._mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
         self._std = torch.tensor(spec.std).view(1, -1, 1, 1)
+        self.amp_dtype: torch.dtype | None = None  # autocast dtype of every forward (kdtrain.precision)
 
     @property
     def device(self) -> torch.device:
@@ -121,8 +123,15 @@ class Teacher:
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
         return (x01 - self._mean.to(x01.dtype)) / self._std.to(x01.dtype)
 
+    def set_precision(self, dtype: torch.dtype | None) -> Teacher:
+        """Run every forward (and the attack's input gradients) under autocast to `dtype`; None: float32."""
+        self.amp_dtype = dtype
+        return self
+
     def __call__(self, x01: torch.Tensor) -> torch.Tensor:
-        return self.model(self.normalize(x01))
+        """Logits, in the autocast dtype if one is set: callers take them to float32 before softmax or loss."""
+        with autocast(self.device, self.amp_dtype):
+            return self.model(self.normalize(x01))
 
     def adapt(self, x01: torch.Tensor) -> torch.Tensor:
         return adapt(x01, self.spec)
@@ -135,7 +144,8 @@ class Teacher:
                 head = m
         if head is None:
             if isinstance(self.model, torch.fx.GraphModule):  # an exported program: cut its graph instead
-                return torch.flatten(self._graph_features()(self.normalize(x01)), 1)
+                with autocast(self.device, self.amp_dtype):
+                    return torch.flatten(self._graph_features()(self.normalize(x01)), 1).float()
             raise KDError("teacher features need a model with a linear head (a TorchScript teacher has none "
                           "that can be reached; export it with torch.export instead)")
         captured = []
@@ -144,7 +154,7 @@ class Teacher:
             self(x01)
         finally:
             handle.remove()
-        return torch.flatten(captured[-1], 1)
+        return torch.flatten(captured[-1], 1).float()
 
 
     def _graph_features(self) -> torch.fx.GraphModule:

@@ -51,6 +51,8 @@ teacher_options = _options([
     click.option("--batch-size", type=int, default=256, show_default=True),
     click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice."),
+    click.option("--amp", default="auto", show_default=True,
+                 help="Teacher precision: auto (bf16 on CUDA and on CPUs with AMX/AVX-512 bf16), bf16, fp16, off."),
 ])
 
 attack_options = _options([
@@ -126,12 +128,65 @@ def _user_errors():
         raise KDError(str(e)) from None
 
 
-def _load(teacher_path: Path, device: str):
+def _load(teacher_path: Path, device: str, amp: str = "auto"):
+    """The frozen teacher on `device`, channels_last (faster convolutions with oneDNN and cuDNN), in `amp`."""
+    import torch
+
+    from kdtrain import precision
     from kdtrain.teachers import load_teacher
 
     if not teacher_path.exists():
         raise KDError(f"--teacher {teacher_path}: no such file")
-    return load_teacher(teacher_path, _device(device))
+    dev = _device(device)
+    dtype = precision.resolve(amp, dev)
+    teacher = load_teacher(teacher_path, dev)
+    if isinstance(teacher.model, torch.nn.Module) and not isinstance(teacher.model, torch.jit.ScriptModule):
+        teacher.model.to(memory_format=torch.channels_last)
+    return teacher.set_precision(dtype)
+
+
+def _shard_files(patterns) -> list[str]:
+    from kdtrain.data import expand_patterns
+
+    return expand_patterns(list(patterns))
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """kdgen's writer raises its own error class; show it as ours (one line, exit 2)."""
+    from kdgen.errors import KdgenError
+
+    try:
+        yield
+    except KdgenError as e:
+        raise KDError(str(e)) from None
+
+
+def _load(teacher_path: Path, device: str, amp: str = "auto"):
+    """The frozen teacher on `device`, channels_last (faster convolutions with oneDNN and cuDNN), in `amp`."""
+    from kdtrain import precision
+    from kdtrain.teachers import load_teacher
+
+    if not teacher_path.exists():
+        raise KDError(f"--teacher {teacher_path}: no such file")
+    dev = _device(device)
+    dtype = precision.resolve(amp, dev)
+    teacher = load_teacher(teacher_path, dev)
+    if isinstance(teacher.model, torch_module()):
+        teacher.model.to(memory_format=_channels_last())
+    return teacher.set_precision(dtype)
+
+
+def torch_module():
+    import torch
+
+    return torch.nn.Module
+
+
+def _channels_last():
+    import torch
+
+    return torch.channels_last
 
 
 def _stream(files, teacher, batch_size, limit):
@@ -182,7 +237,7 @@ def _attack_cmd(o):
 
     cfg = _attack_config(o)
     files = _shard_files(o["patterns"])
-    teacher = _load(o["teacher"], o["device"])
+    teacher = _load(o["teacher"], o["device"], o["amp"])
     params = {"attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
               "sources": list(o["patterns"]), "teacher": str(o["teacher"])}
     start = time.perf_counter()
@@ -195,6 +250,57 @@ def _attack_cmd(o):
     click.echo(f"{o['out']}: {stats['written']} samples from {stats['sources']} sources "
                f"({stats['crossed']} crossed), {stats['sources'] / secs:.1f} sources/s")
     _print_balance(stats["class_counts"], teacher.class_names)
+
+
+def refine_cmd(**o):
+    """Refine a surrogate set toward the teacher's BatchNorm statistics; write the results as new shards."""
+    _check(o)
+    with _user_errors():
+        _refine_cmd(o)
+
+
+def _refine_cmd(o):
+    from dataclasses import asdict, fields
+
+    from tqdm import tqdm
+
+    from kdtrain.refine import RefineConfig, batchnorm_layers, run_offline
+
+    cfg = RefineConfig(**{f.name: o[f.name] for f in fields(RefineConfig)}).validate()
+    files = _shard_files(o["patterns"])
+    teacher = _load(o["teacher"], o["device"], o["amp"])
+    batchnorm_layers(teacher)  # refuse before anything is written
+    params = {"refine": asdict(cfg), "match_stats": o["match_stats"], "sources": list(o["patterns"]),
+              "teacher": str(o["teacher"])}
+    start = time.perf_counter()
+    with _writer(o["out"], teacher, "refine", params, o["seed"], o, files) as w, \
+            tqdm(total=o["limit"], unit="img", disable=not o["progress"], desc="refine") as bar:
+        stats = run_offline(teacher, _stream(files, teacher, o["batch_size"], o["limit"]), w, cfg, o["seed"],
+                            o["limit"], o["match_stats"], progress=bar.update)
+        if stats["sources"] == 0:
+            raise KDError("no samples to refine: the shards matched hold no images")
+    secs = time.perf_counter() - start
+    click.echo(f"{o['out']}: {stats['written']} refined images, {stats['sources'] / secs:.1f} images/s; "
+               f"{stats['reached_target']} reached their target; mean teacher confidence {stats['confidence']:.3f}; "
+               f"BN statistics loss {stats['bn_loss_start']:.3f} -> {stats['bn_loss_end']:.3f}")
+    _print_balance(stats["class_counts"], teacher.class_names)
+
+
+def _refine_options():
+    """One click option per RefineConfig field (its help from the field), plus --match-stats."""
+    from dataclasses import MISSING, fields
+
+    from kdtrain.refine import RefineConfig
+
+    opts = []
+    for f in fields(RefineConfig):
+        default = f.default if f.default is not MISSING else None
+        opts.append(click.option(f"--{f.name.replace('_', '-')}", f.name, type=type(default), default=default,
+                                 show_default=True, help=f.metadata.get("help", "")))
+    opts.append(click.option("--match-stats/--no-match-stats", default=True, show_default=True,
+                             help="First give each source image the teacher's input mean/std (as distill does)."))
+    opts.append(click.option("--progress/--no-progress", default=True, show_default=True))
+    return _options(opts)
 
 
 def _print_balance(counts, names) -> None:
@@ -224,7 +330,7 @@ def _score_cmd(o):
     if len(set(labels)) != len(labels):
         raise KDError(f"two --shards sets share the label {labels}; name them as LABEL=PATTERN")
     files = {label: _shard_files([pat]) for label, pat in sets}
-    teacher = _load(o["teacher"], o["device"])
+    teacher = _load(o["teacher"], o["device"], o["amp"])
     real = _eval_batches(o["eval"], teacher, o["batch_size"], o["limit"]) if o["eval"] else None
     scorers, results, rates = {}, {}, {}
     for label, fl in files.items():
@@ -276,7 +382,7 @@ def _curate_cmd(o):
 
     cfg = _attack_config(o) if o["fill_with_attack"] else None
     files = _shard_files(o["patterns"])
-    teacher = _load(o["teacher"], o["device"])
+    teacher = _load(o["teacher"], o["device"], o["amp"])
     params = {"per_class": o["per_class"], "min_conf": o["min_conf"], "max_conf": o["max_conf"],
               "sources": list(o["patterns"]), "teacher": str(o["teacher"]),
               "fill_with_attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
@@ -311,5 +417,7 @@ def register(group) -> None:
     """Add this module's commands to the `kdtrain` click group."""
     group.command("attack", help=attack_cmd.__doc__)(teacher_options(writer_options(attack_options(attack_cmd))))
     group.command("score", help=score_cmd.__doc__)(teacher_options(score_options(score_cmd)))
+    group.command("refine", help=refine_cmd.__doc__)(
+        teacher_options(writer_options(_refine_options()(refine_cmd))))
     group.command("curate", help=curate_cmd.__doc__)(
         teacher_options(curate_options(writer_options(attack_options(curate_cmd)))))

@@ -40,8 +40,10 @@ class DistillConfig:
     ra_n: int = knob(2, "RandAugment number of ops (paper presets)")
     ra_m: int = knob(14, "RandAugment magnitude, 0-30 (paper presets)")
     jitter: float = knob(0.4, "colour jitter strength (paper presets)")
-    match_stats: bool = knob(False, "rescale each augmented image to the teacher's input mean/std, before mixup "
+    match_stats: bool = knob(False, "rescale each image to the teacher's input mean/std, clipped to [0,1] "
                                     "(a data-free match of surrogate images to the teacher's domain)")
+    match_stats_stage: str = knob("before", "where --match-stats rescales: before (the loaded image, then "
+                                            "augmentation) or after (the augmented image, before mixup)")
     mixup: bool | None = knob(None, "mixup every batch (default: on for the paper presets)")
     mixup_alpha: float = knob(1.0, "per-sample mixup lambda ~ Beta(alpha, alpha)")
     # --- evaluation
@@ -55,6 +57,9 @@ class DistillConfig:
     # --- boundary attack (kdtrain.attack), online during distillation
     adv: str | None = knob(None, "online boundary attack on part of the batches: 'on' (defaults) or key=value,... "
                                  "e.g. fraction=0.5,every=4,eps=64/255,step=8/255,max-steps=10,target=uniform")
+    refine: str | None = knob(None, "online teacher-guided refinement (BatchNorm statistics) of part of each batch, "
+                                    "before the attack: 'on' or key=value,... e.g. fraction=0.5,every=1,steps=10,"
+                                    "lr=0.1,bn-weight=1,tv-weight=0.05,target=uniform")
     # --- optimisation
     epochs: int = knob(10, "epochs of samples_per_epoch samples")
     steps: int | None = knob(None, "stop after this many optimiser steps (overrides --epochs)")
@@ -70,7 +75,8 @@ class DistillConfig:
     # --- runtime
     device: str = knob("auto", "auto, cpu, cuda or cuda:N")
     threads: int = knob(-1, "torch CPU threads of the training process (-1: cores not used by loader workers)")
-    amp: str = knob("bf16", "CUDA mixed precision: bf16, fp16 or off (the CPU always runs float32)")
+    amp: str = knob("auto", "mixed precision: auto (bf16 on CUDA and on CPUs with AMX or AVX-512 bf16, else "
+                            "float32), bf16, fp16 (CUDA) or off")
     compile: bool = knob(False, "torch.compile the student and teacher")
     channels_last: bool = knob(True, "channels_last memory format (faster convolutions on CUDA and CPU)")
     seed: int = knob(0, "seed of initialisation, data order, augmentation and mixup")

@@ -7,7 +7,6 @@ the final images -> student loss -> optimiser and per-step cosine schedule.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -20,7 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from kdtrain import checkpoint
+from kdtrain import checkpoint, precision
 from kdtrain.config import DistillConfig
 from kdtrain.data import ShardSource, TensorSource, check_shards, count_samples, expand_patterns, make_train_loader
 from kdtrain.datasets import LabelledSet, load_labelled
@@ -28,10 +27,10 @@ from kdtrain.errors import KDError
 from kdtrain.evaluate import Evaluator
 from kdtrain.logs import RunLog, write_json, write_yaml
 from kdtrain.models import create_model
-from kdtrain.presets import build_preset, mixup
+from kdtrain.presets import MatchStats, build_preset, match_stats, mixup
 from kdtrain.teachers import InputSpec, Teacher, load_teacher, model_checkpoint, save_model
 
-__all__ = ["DistillConfig", "distill", "kd_loss", "mixed_ce"]
+__all__ = ["DistillConfig", "distill", "kd_loss", "match_stats", "mixed_ce"]
 
 BatchHook = Callable[[dict, int], dict]
 NAMED_DATASETS = ("fashion-mnist", "fmnist", "mnist", "cifar10", "cifar100")
@@ -59,13 +58,21 @@ def identity_hook(batch: dict, step: int) -> dict:
 
 
 def default_batch_hook(config: DistillConfig, teacher: Teacher | None) -> BatchHook:
-    """The boundary attack plugs in here: `kdtrain.attack.make_batch_hook(config, teacher)` returning a
-    hook (or None when its `adv_*` settings leave it off)."""
-    try:
-        from kdtrain.attack import make_batch_hook
-    except ImportError:
+    """The online refinement (`--refine`) and then the boundary attack (`--adv`), each where switched on:
+    with both, the attack starts from batches whose rows were already refined."""
+    from kdtrain.attack import make_batch_hook
+    from kdtrain.refine import make_refine_hook
+
+    hooks = [h for h in (make_refine_hook(config, teacher), make_batch_hook(config, teacher)) if h is not None]
+    if not hooks:
         return identity_hook
-    return make_batch_hook(config, teacher) or identity_hook
+
+    def chained(batch: dict, step: int) -> dict:
+        for hook in hooks:
+            batch = hook(batch, step)
+        return batch
+
+    return chained
 
 
 def cosine_with_warmup(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
@@ -76,13 +83,6 @@ def cosine_with_warmup(total: int, warmup: int, min_ratio: float) -> Callable[[i
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
     return f
-
-
-def match_stats(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Give each image the per-channel mean and std of the teacher's training inputs (from its spec)."""
-    m = x.mean(dim=(2, 3), keepdim=True)
-    s = x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
-    return ((x - m) / s * std + mean).clamp_(0, 1)
 
 
 def distill(config: DistillConfig, batch_hook: BatchHook | None = None) -> dict:
@@ -156,9 +156,15 @@ class Run:
         warm = int(cfg.warmup * self.total_steps)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, cosine_with_warmup(self.total_steps, warm, cfg.min_lr / cfg.lr if cfg.lr else 0.0))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp == "fp16")
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp) if cuda else None
+        self.amp_dtype = precision.resolve(cfg.amp, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        if self.teacher:
+            self.teacher.set_precision(self.amp_dtype)
         self.preset = build_preset(cfg.preset, min(self.spec.height, self.spec.width), cfg.ra_n, cfg.ra_m, cfg.jitter)
+        if cfg.match_stats_stage not in ("before", "after"):
+            raise KDError(f"--match-stats-stage {cfg.match_stats_stage!r}: use before or after")
+        if cfg.match_stats and cfg.match_stats_stage == "before":  # in the loader, ahead of augmentation
+            self.preset = MatchStats(self.preset, self.spec.mean, self.spec.std)
         self.mixup = self.preset.mixup if cfg.mixup is None else cfg.mixup
         self.mean = torch.tensor(self.spec.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.spec.std, device=self.device).view(1, -1, 1, 1)
@@ -257,6 +263,7 @@ class Run:
             self.out.mkdir(parents=True, exist_ok=True)
             write_yaml(self.out / "config.yaml", cfg.to_dict())
         log = RunLog(self.out if self.main else None, self.total_steps, self.step, cfg.tensorboard, cfg.progress)
+        log.message(f"precision: {precision.describe(self.amp_dtype, self.device)}")
         t_start, last_ckpt = time.time(), time.time()
         self.elapsed_base = self.elapsed
         loader = make_train_loader(self.source, self.spec, self.preset, cfg.batch_size, self.steps_per_epoch,
@@ -315,9 +322,7 @@ class Run:
         return self.elapsed_base + time.time() - t_start
 
     def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.amp_dtype)
+        return precision.autocast(self.device, self.amp_dtype)
 
     def train_step(self, batch: dict, step: int) -> dict:
         """One optimiser step; returns the loss parts as (device) tensors, detached."""
@@ -329,7 +334,7 @@ class Run:
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.float().div_(255)
-        if cfg.match_stats:
+        if cfg.match_stats and cfg.match_stats_stage == "after":
             x = match_stats(x, self.mean, self.std)
         labels = batch["labels"].to(dev, non_blocking=True)
         mix = None
@@ -413,6 +418,7 @@ class Run:
             "skipped_samples": self.problems.get("bad_samples", 0),
             "shard_errors": self.problems.get("shard_errors", 0),
             "world_size": self.world, "device": str(self.device), "workers": self.cfg.workers,
+            "precision": precision.describe(self.amp_dtype, self.device),
             "shards_seen_by_rank": shards_by_rank if self.cfg.shards else None,
         }
         if self.main:

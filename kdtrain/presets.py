@@ -158,6 +158,29 @@ class Paper:
         return x
 
 
+def match_stats(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """Give each image (float, [0,1]) the per-channel mean and std of the teacher's training inputs,
+    clipped to [0, 1]: dark backgrounds with sparse bright shapes where the teacher's data has them."""
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    m = x.mean(dim=(2, 3), keepdim=True)
+    s = x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
+    return ((x - m) / s * std + mean).clamp_(0, 1)
+
+
+class MatchStats:
+    """`match_stats` on the loaded uint8 images, then the inner preset: the augmentation then works on
+    images that already look like the teacher's inputs (measured better than matching after it)."""
+
+    def __init__(self, inner, mean, std):
+        self.inner, self.mean, self.std = inner, tuple(mean), tuple(std)
+        self.mixup = inner.mixup
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        y = match_stats(x.float().div_(255), self.mean, self.std)
+        return self.inner(y.mul_(255).round_().to(torch.uint8), gen)
+
+
 PRESETS = ("none", "crop-flip", "paper", "paper-shader")
 
 

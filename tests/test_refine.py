@@ -1,0 +1,161 @@
+"""Teacher-guided refinement: the statistics term falls, targets are reached, determinism, the teacher
+stays untouched, unusable teachers are refused; the offline command and the online hook."""
+
+import json
+import tarfile
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from kdtrain.cli import cli
+from kdtrain.config import DistillConfig
+from kdtrain.distill import distill
+from kdtrain.errors import KDError
+from kdtrain.models import create_model
+from kdtrain.refine import OnlineRefine, RefineConfig, StatsProbe, batchnorm_layers, parse_options, refine_batch
+from kdtrain.teachers import InputSpec, Teacher, model_checkpoint, save_model
+from tests._kdtrain_fixtures import write_shards
+
+torch.set_num_threads(1)
+SPEC = InputSpec(1, 12, 12, (0.3,), (0.3,))
+
+
+def bn_teacher(seed: int = 0) -> Teacher:
+    """A small BN teacher whose running statistics come from 'data' unlike the test's inputs: bright
+    centred blobs on black (what the refinement should pull dark, flat images toward)."""
+    torch.manual_seed(seed)
+    model = create_model("cnn-tiny", 10, 1)
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij")
+    blob = (-((yy - 6) ** 2 + (xx - 6) ** 2) / 12).exp()
+    model.train()
+    with torch.no_grad():
+        for _ in range(30):
+            x = (blob * torch.rand(64, 1, 1, 1, generator=g) * 1.5).clamp(0, 1)
+            model((x - 0.3) / 0.3)
+    return Teacher(model, SPEC, 10)
+
+
+def stats_loss(teacher, x) -> float:
+    with StatsProbe(batchnorm_layers(teacher)) as probe, torch.no_grad():
+        teacher(x)
+        return float(probe.take())
+
+
+def test_statistics_term_falls_and_batch_statistics_move_toward_running_ones():
+    teacher = bn_teacher()
+    x = torch.rand(32, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 0.2 + 0.4
+    before = stats_loss(teacher, x)
+    losses = []
+    for steps in (2, 8, 24):
+        res = refine_batch(teacher, x, RefineConfig(steps=steps, ce_weight=0.0, tv_weight=0.0), torch.Generator())
+        losses.append(res.bn_loss)
+        assert res.bn_loss_start == pytest.approx(before, rel=1e-5)
+    assert losses[0] < before and losses[1] < losses[0] and losses[2] < losses[1], (before, losses)
+    assert losses[2] < 0.5 * before
+    # the first BN layer's input mean moves toward its running mean
+    layer = batchnorm_layers(teacher)[0]
+    seen = []
+    h = layer.register_forward_hook(lambda m, i, o: seen.append(i[0].mean(dim=(0, 2, 3))))
+    with torch.no_grad():
+        teacher(x)
+        teacher(res.images)
+    h.remove()
+    assert (seen[1] - layer.running_mean).norm() < (seen[0] - layer.running_mean).norm()
+
+
+def test_targets_reached_with_enough_steps_deterministic_and_teacher_untouched():
+    teacher = bn_teacher()
+    state = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    x = torch.rand(40, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    cfg = RefineConfig(steps=30, lr=0.05, bn_weight=0.1)
+    a = refine_batch(teacher, x, cfg, torch.Generator().manual_seed(3))
+    b = refine_batch(teacher, x, cfg, torch.Generator().manual_seed(3))
+    assert torch.equal(a.images, b.images) and torch.equal(a.target, b.target)
+    assert (a.pred == a.target).float().mean() > 0.8
+    assert a.images.min() >= 0 and a.images.max() <= 1
+    assert all(torch.equal(state[k], v) for k, v in teacher.model.state_dict().items())
+    assert not teacher.model.training and not any(p.requires_grad for p in teacher.model.parameters())
+    # the sign optimiser works as well
+    s = refine_batch(teacher, x, RefineConfig(steps=10, lr=0.01, optimizer="sign"), torch.Generator().manual_seed(3))
+    assert not torch.equal(s.images, x)
+
+
+def test_teachers_without_reachable_batchnorm_are_refused():
+    plain = Teacher(nn.Sequential(nn.Flatten(), nn.Linear(144, 10)), SPEC, 10)
+    with pytest.raises(KDError, match="no BatchNorm layers"):
+        batchnorm_layers(plain)
+    scripted = Teacher(torch.jit.script(create_model("cnn-tiny", 10, 1)), SPEC, 10)
+    with pytest.raises(KDError, match="TorchScript or .pt2 teacher"):
+        batchnorm_layers(scripted)
+
+
+def test_bad_options_refused():
+    with pytest.raises(KDError, match="refine option"):
+        parse_options("steps=3,colour=red")
+    with pytest.raises(KDError, match="adam or sign"):
+        parse_options("optimizer=lbfgs")
+    with pytest.raises(KDError, match="steps must be at least 1"):
+        parse_options("steps=0")
+
+
+def test_online_hook_replaces_rows_and_drops_their_labels_and_mix():
+    teacher = bn_teacher()
+    hook = OnlineRefine(teacher, RefineConfig(steps=3), fraction=0.5, every=2, seed=1)
+    x = torch.rand(8, 1, 12, 12)
+    batch = {"images": x, "labels": torch.arange(8), "mix": (torch.arange(8).flip(0), torch.full((8,), 0.3))}
+    assert hook(batch, 1) is batch  # not a refine step
+    out = hook(batch, 2)
+    changed = (out["images"] != x).flatten(1).any(1)
+    assert changed.sum() == 4
+    assert (out["labels"][changed] == -1).all() and (out["mix"][1][changed] == 1.0).all()
+    assert torch.equal(hook(batch, 2)["images"], out["images"])  # a resumed run refines identically
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("refine")
+    write_shards(d / "s", "leaves", 48, 16, size=16, channels=3, labels=False)
+    t = bn_teacher()
+    save_model(d / "teacher.pt", model_checkpoint(t.model, "cnn-tiny", SPEC, 10, [f"c{i}" for i in range(10)]))
+    torch.jit.script(create_model("cnn-tiny", 10, 1)).save(str(d / "scripted.pt"))
+    (d / "scripted.json").write_text(json.dumps({"spec": SPEC.to_dict()}))
+    return d
+
+
+def test_offline_command_writes_refined_shards_with_metadata(world, tmp_path):
+    out = tmp_path / "ref"
+    args = ["refine", "--teacher", str(world / "teacher.pt"), "--shards", str(world / "s" / "leaves-*.tar"),
+            "--steps", "4", "--batch-size", "16", "--out", str(out / "leaves_ref"), "--shard-size", "20",
+            "--no-progress"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "48 refined images" in res.output and "BN statistics loss" in res.output
+    manifest = json.loads((out / "leaves_ref-manifest.json").read_text())
+    assert manifest["num_samples"] == 48
+    with tarfile.open(sorted(out.glob("leaves_ref-*.tar"))[0]) as tar:
+        meta = json.loads(tar.extractfile(next(m for m in tar if m.name.endswith(".json"))).read())
+    p = meta["params"]
+    assert p["steps"] == 4 and p["source"]["key"] and 0 <= p["target"] < 10 and 0 < p["teacher_conf"] <= 1
+    assert "bn_loss" in p
+    again = tmp_path / "again"
+    assert CliRunner().invoke(cli, [*args[:-5], "--out", str(again / "leaves_ref"), "--shard-size", "20",
+                                    "--no-progress"]).exit_code == 0
+    assert [f.read_bytes() for f in sorted(out.glob("*.tar"))] == [f.read_bytes() for f in sorted(again.glob("*.tar"))]
+
+
+def test_offline_command_refuses_a_torchscript_teacher_and_writes_nothing(world, tmp_path):
+    res = CliRunner().invoke(cli, ["refine", "--teacher", str(world / "scripted.pt"), "--shards",
+                                   str(world / "s" / "leaves-*.tar"), "--out", str(tmp_path / "x" / "r")])
+    assert res.exit_code == 2 and "TorchScript or .pt2 teacher" in res.output
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_distill_with_online_refine_then_attack(world, tmp_path):
+    cfg = DistillConfig(teacher=str(world / "teacher.pt"), shards=[str(world / "s" / "leaves-*.tar")], steps=2,
+                        batch_size=16, workers=0, threads=1, out=str(tmp_path / "r"), tensorboard=False,
+                        progress=False, eval="none", refine="fraction=0.5,steps=2", adv="fraction=0.25,every=1")
+    summary = distill(cfg)
+    assert summary["steps"] == 2

@@ -14,6 +14,7 @@ from kdtrain.cli import cli
 from kdtrain.data import iterate_shards
 from kdtrain.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
+from tests.conftest import assert_one_line_error
 
 torch.set_num_threads(1)
 
@@ -37,12 +38,6 @@ def metas(folder, name):
         with tarfile.open(path) as tar:
             out += [json.loads(tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".json")]
     return out
-
-
-def one_line_error(res, needle):
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.output
 
 
 def test_score_several_sets(setup):
@@ -127,7 +122,7 @@ def test_bad_input_is_one_line(setup, cmd, extra, needle):
     args = [a.replace("DATA", str(setup / "data")) for a in extra]
     if "--out" in args and not args[args.index("--out") + 1].startswith(str(setup)):
         args[args.index("--out") + 1] = str(setup / args[args.index("--out") + 1])
-    one_line_error(invoke(cmd, "--teacher", setup / "t.pt", *args), needle)
+    assert_one_line_error(invoke(cmd, "--teacher", setup / "t.pt", *args), needle)
 
 
 def test_existing_output_needs_overwrite(setup):
@@ -135,5 +130,5 @@ def test_existing_output_needs_overwrite(setup):
     args = ["curate", "--teacher", setup / "t.pt", "--shards", f"{d}/pool-*.tar", "--per-class", 2, "--out",
             d / "cur"]
     assert invoke(*args).exit_code == 0
-    one_line_error(invoke(*args), "--overwrite")
+    assert_one_line_error(invoke(*args), "--overwrite")
     assert invoke(*args, "--overwrite").exit_code == 0

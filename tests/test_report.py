@@ -11,9 +11,11 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
+from kdgen.clitools import OneLineErrorGroup
 from kdtrain import cli_report
 from kdtrain.config import DistillConfig
 from kdtrain.report import _ranks, collect, config_command, spearman, write_report
+from tests.conftest import assert_one_line_error
 
 # set -> (student top-1, agreement, relative entropy, mean max-softmax, diversity)
 STUDENTS = {
@@ -198,7 +200,7 @@ def test_config_command_flags():
 
 @pytest.fixture
 def cli():
-    @click.group()
+    @click.group(cls=OneLineErrorGroup)  # the CLI layer turns user errors into one line, exit 2
     def group():
         pass
 
@@ -225,4 +227,4 @@ def test_cli_one_line_errors(tmp_path, cli, make, message):
     make(runs)
     res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(tmp_path), "--out",
                                    str(tmp_path / "R.md")])
-    assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1
+    assert_one_line_error(res, message)

@@ -6,7 +6,6 @@ function (kdtrain.attack / kdtrain.scoring / kdtrain.curate), write its outputs,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
@@ -115,17 +114,6 @@ def _shard_files(patterns) -> list[str]:
     return expand_patterns(list(patterns))
 
 
-@contextlib.contextmanager
-def _user_errors():
-    """kdgen's writer raises its own error class; show it as ours (one line, exit 2)."""
-    from kdgen.errors import KdgenError
-
-    try:
-        yield
-    except KdgenError as e:
-        raise KDError(str(e)) from None
-
-
 def _load(teacher_path: Path, device: str):
     from kdtrain.teachers import load_teacher
 
@@ -164,17 +152,15 @@ def _set_label(pattern: str) -> tuple[str, str]:
     head, sep, tail = pattern.partition("=")
     if sep and head and not re.search(r"[/*?\[{]", head):
         return head, tail
-    stem = Path(pattern).name
-    stem = re.sub(r"\.tar$", "", stem)
-    stem = re.sub(r"[-_]?(\*|\{[^}]*\}|\[[^]]*\]|\?|\d{6})+$", "", stem)
-    return stem or pattern, pattern
+    from kdgen.contract import dataset_name
+
+    return dataset_name(pattern) or pattern, pattern
 
 
 def attack_cmd(**o):
     """Write boundary-attacked versions of a surrogate set as new shards (up to 4 per source)."""
     _check(o)
-    with _user_errors():
-        _attack_cmd(o)
+    _attack_cmd(o)
 
 
 def _attack_cmd(o):
@@ -212,8 +198,7 @@ def _print_balance(counts, names) -> None:
 def score_cmd(**o):
     """Score surrogate sets against a teacher: class balance, confidence, diversity; table + JSON + PNG."""
     _check(o)
-    with _user_errors():
-        _score_cmd(o)
+    _score_cmd(o)
 
 
 def _score_cmd(o):
@@ -267,8 +252,7 @@ def _eval_batches(name: str, teacher, batch_size: int, limit: int | None):
 def curate_cmd(**o):
     """Keep up to K samples per teacher-predicted class from a pool; write them as new shards."""
     _check(o)
-    with _user_errors():
-        _curate_cmd(o)
+    _curate_cmd(o)
 
 
 def _curate_cmd(o):

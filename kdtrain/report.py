@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from kdgen import contract
 from kdtrain.errors import KDError
 
 ORDER = ("original", "shaders", "shaders_adv", "leaves", "leaves_adv", "noise", "noise_adv", "curated")
@@ -94,24 +94,14 @@ def _norm(name: str) -> str:
     return name.lower().replace("-", "_")
 
 
-def _dataset_name(pattern: str) -> str:
-    """data/full/leaves-{000000..000009}.tar -> leaves (a shard pattern's dataset name)."""
-    stem = re.sub(r"\.tar$", "", Path(pattern).name)
-    return re.sub(r"-[0-9*?.,{}\[\]]*$", "", stem)  # drop the last "-<shard pattern>" part
-
-
 def _manifests(data: Path) -> dict[str, dict]:
     """Every final manifest in DATA by normalised dataset name (per-rank manifests are left out)."""
-    out = {}
-    for path in sorted(data.glob("*-manifest.json")) if data.is_dir() else []:
-        meta = _read_json(path)
-        out[_norm(meta.get("name") or path.name.removesuffix("-manifest.json"))] = meta
-    return out
+    return {_norm(name): meta for name, meta in contract.manifests_in(data, _read_json).items()}
 
 
 def _data_names(name: str, config: dict) -> list[str]:
     """Datasets a student saw: from its --shards patterns, else by its set name (and aliases)."""
-    names = [_dataset_name(p) for p in config.get("shards") or []]
+    names = [contract.dataset_name(p) for p in config.get("shards") or []]
     return names or [name, *ALIASES.get(name, ())]
 
 

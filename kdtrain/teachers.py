@@ -182,9 +182,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def save_model(path: str | os.PathLike, ckpt: dict) -> None:
     """Write atomically: a kill mid-write leaves the previous file (or none), never a truncated one."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    from kdgen.contract import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
 
 
 def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", arch: str | None = None,

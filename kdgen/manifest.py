@@ -10,7 +10,7 @@ from kdgen import __version__, contract
 from kdgen.errors import KdgenError
 
 # Parameters that define a dataset's content: a resumed or extended run must match them.
-IDENTITY_FIELDS = ("generator", "params", "seed", "size", "format", "quality", "shard_size")
+IDENTITY_FIELDS = ("generator", "generator_version", "params", "seed", "size", "format", "quality", "shard_size")
 
 
 def manifest_path(out: Path, name: str, rank: int = 0, world_size: int = 1) -> Path:
@@ -18,10 +18,11 @@ def manifest_path(out: Path, name: str, rank: int = 0, world_size: int = 1) -> P
 
 
 def new_manifest(*, name, generator, params, seed, size, fmt, quality, shard_size, class_names=None,
-                 command=None, num_samples=0) -> dict:
+                 command=None, num_samples=0, generator_version=None) -> dict:
     return {
         "name": name,
         "generator": generator,
+        "generator_version": generator_version,
         "params": json.loads(json.dumps(params)),
         "seed": int(seed),
         "size": [int(size[0]), int(size[1])],

@@ -89,7 +89,7 @@ def frozen(teacher):
     model = teacher.model
     was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
+    _set_mode(model, False)
     for p, _ in flags:
         p.requires_grad_(False)
     try:
@@ -97,7 +97,14 @@ def frozen(teacher):
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        _set_mode(model, was_training)
+
+
+def _set_mode(model, training: bool) -> None:
+    try:
+        model.train(training)
+    except NotImplementedError:  # an exported (.pt2) program: its mode was fixed when it was exported
+        pass
 
 
 def _probs_grad(teacher, x: torch.Tensor, cls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

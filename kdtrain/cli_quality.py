@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from kdtrain import cli_teacher
 from kdtrain.errors import KDError
 
 
@@ -41,7 +42,7 @@ def _options(opts):
 
 
 teacher_options = _options([
-    click.option("--teacher", required=True, type=click.Path(path_type=Path), help="Teacher checkpoint."),
+    cli_teacher.teacher_options,
     click.option("--shards", "patterns", required=True, multiple=True,
                  help="Shard files, glob or brace pattern, quoted, e.g. 'data/leaves-0*.tar' (note that "
                       "'data/leaves-*.tar' also matches data/leaves-adv-*); repeatable."),
@@ -114,12 +115,8 @@ def _shard_files(patterns) -> list[str]:
     return expand_patterns(list(patterns))
 
 
-def _load(teacher_path: Path, device: str):
-    from kdtrain.teachers import load_teacher
-
-    if not teacher_path.exists():
-        raise KDError(f"--teacher {teacher_path}: no such file")
-    return load_teacher(teacher_path, _device(device))
+def _load(o: dict):
+    return cli_teacher.load(o, _device(o["device"]))
 
 
 def _stream(files, teacher, batch_size, limit):
@@ -168,7 +165,7 @@ def _attack_cmd(o):
 
     cfg = _attack_config(o)
     files = _shard_files(o["patterns"])
-    teacher = _load(o["teacher"], o["device"])
+    teacher = _load(o)
     params = {"attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
               "sources": list(o["patterns"]), "teacher": str(o["teacher"])}
     start = time.perf_counter()
@@ -209,7 +206,7 @@ def _score_cmd(o):
     if len(set(labels)) != len(labels):
         raise KDError(f"two --shards sets share the label {labels}; name them as LABEL=PATTERN")
     files = {label: _shard_files([pat]) for label, pat in sets}
-    teacher = _load(o["teacher"], o["device"])
+    teacher = _load(o)
     real = _eval_batches(o["eval"], teacher, o["batch_size"], o["limit"]) if o["eval"] else None
     scorers, results, rates = {}, {}, {}
     for label, fl in files.items():
@@ -260,7 +257,7 @@ def _curate_cmd(o):
 
     cfg = _attack_config(o) if o["fill_with_attack"] else None
     files = _shard_files(o["patterns"])
-    teacher = _load(o["teacher"], o["device"])
+    teacher = _load(o)
     params = {"per_class": o["per_class"], "min_conf": o["min_conf"], "max_conf": o["max_conf"],
               "sources": list(o["patterns"]), "teacher": str(o["teacher"]),
               "fill_with_attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}

@@ -489,7 +489,9 @@ def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limi
                 "teacher_pred": int(pred[i]),
                 "teacher_conf": round(float(conf[i]), 6),
             }
-            writer.add(img, {"generator": "attack", "index": writer.index, "seed": seed, "params": params})
+            # the prediction is also the sample's .cls, the target timm's and HF's readers need
+            writer.add(img, {"generator": "attack", "index": writer.index, "seed": seed, "params": params},
+                       cls=int(pred[i]))
         stats["sources"] += len(x)
         stats["crossed"] += len(set(res.source.tolist()))
         stats["written"] += len(images)

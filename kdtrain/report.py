@@ -105,12 +105,21 @@ def _data_names(name: str, config: dict) -> list[str]:
     return names or [name, *ALIASES.get(name, ())]
 
 
+def _online(run: SetRun) -> bool:
+    """Trained with the online attack (distill --adv): part of every batch was attacked as it was drawn."""
+    return bool(run.config.get("adv"))
+
+
 def _find_score(scores: dict, run: SetRun, data_names: list[str]) -> dict | None:
+    """The score of the data the student saw: its --shards sets (else its name and aliases). None for an
+    online-attacked student: the stream its hook produced was never scored, and the score of the
+    offline-attacked set of the same name would describe data it never trained on."""
     by_norm = {_norm(k): v for k, v in scores.items()}
     if run.name == "original":  # the real data's scores come from the real test images
         return next((v for k, v in scores.items() if k.endswith("(real)")), by_norm.get("original"))
-    return next((by_norm[_norm(n)] for n in [run.name, *ALIASES.get(run.name, ()), *data_names]
-                 if _norm(n) in by_norm), None)
+    if _online(run):
+        return None
+    return next((by_norm[_norm(n)] for n in data_names if _norm(n) in by_norm), None)
 
 
 def _find_sheet(sheets: Path, names: list[str]) -> Path | None:
@@ -331,6 +340,10 @@ def targets_section(runs: list[SetRun]) -> tuple[str, int, int]:
 def spearman_section(runs: list[SetRun]) -> str:
     pts = [r for r in runs if r.score and r.top1 is not None]
     lines = ["## Does the score predict the student?", ""]
+    online = [f"`{r.name}`" for r in runs if _online(r)]
+    if online:
+        lines += [f"Left out: {', '.join(online)}, distilled with the online attack (`--adv`) on a stream that "
+                  "no score measured (the offline-attacked sets of the same names are other data).", ""]
     if len(pts) < 3:
         return "\n".join(lines + [f"Needs scores and students for at least 3 sets; found {len(pts)}.", ""])
     lines += ["Spearman rank correlation (average ranks for ties) between each `kdtrain score` metric of a set "
@@ -422,8 +435,17 @@ def differences_section(runs: list[SetRun], teacher: dict | None, teacher_cfg: d
         f"- Budget: {budget} steps of batch {'/'.join(map(str, batch)) or DASH} per student on "
         f"{', '.join(devices) or DASH}, not hundreds of epochs on a GPU.",
         f"- Temperature {'/'.join(map(str, temps)) or DASH} (the paper: 2 to 20; its released config: 5).",
-        "- The attack: the authors' code never calls it during training; here it runs offline (`*_adv` sets) "
-        "and, where present, online (`*_online`).", ""])
+        f"- The attack: the authors' code never calls it during training; here {_attack_use(runs)}.", ""])
+
+
+def _attack_use(runs: list[SetRun]) -> str:
+    online = [f"`{r.name}`" for r in runs if _online(r)]
+    offline = [f"`{r.name}`" for r in runs if not _online(r) and any(m.get("generator") == "attack"
+                                                                       for m in r.manifests)]
+    parts = ([f"{', '.join(online)} use it online (`--adv`: part of every batch attacked as it is drawn)"]
+             if online else [])
+    parts += [f"{', '.join(offline)} trained on offline-attacked sets (`kdtrain attack`)"] if offline else []
+    return "; ".join(parts) or "no student used it"
 
 
 def _students(runs: list[SetRun]) -> str:

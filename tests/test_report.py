@@ -228,3 +228,22 @@ def test_cli_one_line_errors(tmp_path, cli, make, message):
     res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(tmp_path), "--out",
                                    str(tmp_path / "R.md")])
     assert_one_line_error(res, message)
+
+
+def test_an_online_attacked_student_is_not_paired_with_the_offline_set_of_its_name(run):
+    runs, data, out = run
+    folder = runs / "students" / "leaves_adv"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summary(0.6, 0.7)))
+    write_config(folder, teacher="runs/t/teacher.pt", shards=["data/demo/leaves-{000000..000000}.tar"],
+                 adv="fraction=0.5,every=1", steps=300, out=str(folder))
+    score_file = json.loads((runs / "scores" / "score.json").read_text())
+    score_file["sets"]["leaves_adv"] = score(0.1, 0.1, 0.1)  # the offline-attacked set: other data
+    (runs / "scores" / "score.json").write_text(json.dumps(score_file))
+    by = {r.name: r for r in collect(runs, data)[0]}
+    assert by["leaves_adv"].score is None and by["leaves"].score is not None
+    md = write_report(runs, data, out, "t").read_text()
+    section = md.split("## Does the score predict the student?", 1)[1].split("\n## ", 1)[0]
+    assert "Left out: `leaves_adv`, distilled with the online attack" in section and "| 5 |" in section
+    assert "`leaves_adv` use it online (`--adv`" in md and "`noise_adv` trained on offline-attacked sets" in md
+    assert "*_online" not in md

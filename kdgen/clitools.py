@@ -7,15 +7,7 @@ import sys
 
 import click
 
-from kdgen.errors import KdgenError
-
-# Exceptions that mean "the user can fix this"; kdtrain registers its own here too.
-USER_ERRORS: tuple[type[BaseException], ...] = (KdgenError,)
-
-
-def add_user_error(exc_type: type[BaseException]) -> None:
-    global USER_ERRORS
-    USER_ERRORS = USER_ERRORS + (exc_type,)
+from kdgen.errors import UserError
 
 
 class OneLineErrorGroup(click.Group):
@@ -30,7 +22,7 @@ class OneLineErrorGroup(click.Group):
         except click.ClickException as err:
             click.echo(f"error: {err.format_message()}", err=True)
             sys.exit(2)
-        except USER_ERRORS as err:
+        except UserError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
         except (click.exceptions.Abort, KeyboardInterrupt):

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-import numpy as np
-import webdataset as wds
-from PIL import Image
-
-from kdgen import manifest
+from kdgen import contract, manifest
 from kdgen.errors import KdgenError
-
-IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 
 
 def resolve(dataset: str) -> Path:
     """A manifest path from `data/NAME`, `data/NAME-manifest.json`, `data/NAME-*.tar` or a shard path."""
-    text = str(dataset)
-    if text.endswith("-manifest.json"):
-        path = Path(text)
-    else:
-        stem = text
-        for suffix in ("-*.tar", ".tar"):
-            if stem.endswith(suffix):
-                stem = stem[: -len(suffix)]
-                break
-        path = Path(stem)
-        if path.name[-6:].isdigit() and path.name[-7:-6] == "-":  # a single shard: NAME-000003
-            path = path.with_name(path.name[:-7])
-        path = path.with_name(f"{path.name}-manifest.json")
+    path = contract.manifest_beside(dataset)
     if not path.exists():
         raise KdgenError(f"no dataset manifest at {path}; pass data/NAME for shards data/NAME-*.tar")
     return path
@@ -65,23 +46,12 @@ def describe(meta_path: Path) -> str:
     return "\n".join(lines)
 
 
-def decode_sample(sample: dict) -> dict:
-    """Image array, metadata and label of a raw WebDataset sample; never unpickles anything."""
-    ext = next((e for e in IMAGE_EXTS if e in sample), None)
-    if ext is None:
-        raise ValueError(f"sample {sample.get('__key__')} has no image")
-    with Image.open(io.BytesIO(sample[ext])) as img:
-        arr = np.asarray(img.convert("L" if img.mode in ("L", "I", "I;16", "1") else "RGB"))
-    out = {"key": sample["__key__"], "image": arr, "meta": json.loads(sample.get("json", b"{}"))}
-    if "cls" in sample:
-        out["cls"] = int(sample["cls"])
-    return out
-
-
 def iter_samples(meta_path: Path, limit: int | None = None):
-    """Decoded samples of a dataset, in shard and key order."""
-    urls = [str(p) for p in shard_paths(meta_path)]
-    for i, raw in enumerate(wds.WebDataset(urls, shardshuffle=False, empty_check=False)):
-        if limit is not None and i >= limit:
-            return
-        yield decode_sample(raw)
+    """Decoded samples of a dataset (key, image array, meta, label), in shard and key order."""
+    n = 0
+    for path in shard_paths(meta_path):
+        for raw in contract.iter_raw(path):
+            if limit is not None and n >= limit:
+                return
+            n += 1
+            yield contract.decode_sample(raw)

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 from pathlib import Path
 
-from kdgen import __version__
+from kdgen import __version__, contract
 from kdgen.errors import KdgenError
 
 # Parameters that define a dataset's content: a resumed or extended run must match them.
-IDENTITY_FIELDS = ("generator", "params", "seed", "size", "format", "quality", "shard_size")
+IDENTITY_FIELDS = ("generator", "generator_version", "params", "seed", "size", "format", "quality", "shard_size")
 
 
 def manifest_path(out: Path, name: str, rank: int = 0, world_size: int = 1) -> Path:
-    if world_size > 1:
-        return Path(out) / f"{name}-manifest.rank{rank:05d}-of-{world_size:05d}.json"
-    return Path(out) / f"{name}-manifest.json"
+    return Path(out) / contract.manifest_name(name, rank, world_size)
 
 
 def new_manifest(*, name, generator, params, seed, size, fmt, quality, shard_size, class_names=None,
-                 command=None, num_samples=0) -> dict:
+                 command=None, num_samples=0, generator_version=None) -> dict:
     return {
         "name": name,
         "generator": generator,
+        "generator_version": generator_version,
         "params": json.loads(json.dumps(params)),
         "seed": int(seed),
         "size": [int(size[0]), int(size[1])],
@@ -41,10 +39,7 @@ def new_manifest(*, name, generator, params, seed, size, fmt, quality, shard_siz
 
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON under a temporary name and rename, so a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    contract.write_json(path, obj, indent=1, sort_keys=True)
 
 
 def load(path: Path) -> dict | None:
@@ -67,15 +62,12 @@ def record_shard(meta: dict, filename: str, count: int) -> None:
     meta["num_samples"] = sum(meta["shards"].values())
 
 
-def count_members(path: Path) -> int:
-    """Samples in a complete shard (distinct keys), read from tar headers only."""
-    with tarfile.open(path) as tar:
-        return len({m.name.split(".", 1)[0] for m in tar.getmembers()})
+count_members = contract.count_members  # samples in a complete shard, from tar headers only
 
 
 def dataset_files(out: Path, name: str) -> list[Path]:
     out = Path(out)
-    pats = [f"{name}-[0-9][0-9][0-9][0-9][0-9][0-9].tar", f"{name}-manifest*.json", f".{name}-*.tmp*"]
+    pats = [contract.shard_glob(name), f"{name}-manifest*.json", f".{name}-*.tmp*"]
     return sorted({p for pat in pats for p in out.glob(pat)})
 
 

@@ -42,6 +42,10 @@ class Generator:
     options: ClassVar[list] = []
     # samples per render() call (one task for a worker); batching generators raise it.
     batch: ClassVar[int] = 64
+    # the algorithm's version, part of a dataset's identity: bump it whenever the same seed and options
+    # draw different images (tests/test_generators.py pins a shard per generator), so that resuming
+    # or extending a dataset never mixes old and new images.
+    version: ClassVar[int] = 1
 
     def __init__(self, size: tuple[int, int], **params):
         self.width, self.height = size

@@ -128,6 +128,10 @@ def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> tuple[dict[int, i
         if any((out / shard_name(name, shard)).exists() for shard, _, _ in mine):
             raise KdgenError(f"{out} holds {name}-*.tar shards but no manifest; use --overwrite or another --name")
         return {}, 0.0
+    if old.get("generator_version") != meta["generator_version"]:
+        was = old.get("generator_version") or "unrecorded (an older kdgen)"
+        raise KdgenError(f"dataset {name!r} in {out} was made by {meta['generator']} version {was}, this is version "
+                         f"{meta['generator_version']}, which draws other images; use --overwrite or a new --out")
     bad = manifest.conflicts(old, meta)
     if bad:
         details = "; ".join(f"{f}: existing {old.get(f)!r} vs now {meta.get(f)!r}" for f in bad)
@@ -162,7 +166,7 @@ def generate(cfg: RunConfig) -> dict:
     manifest.prepare_output(out, name, cfg.overwrite)
     meta = manifest.new_manifest(name=name, generator=gen_cls.name, params=gen.describe(), seed=cfg.seed,
                                  size=cfg.size, fmt=ext, quality=cfg.quality, shard_size=cfg.shard_size,
-                                 class_names=cfg.class_names, command=cfg.command)
+                                 class_names=cfg.class_names, command=cfg.command, generator_version=gen_cls.version)
     if cfg.world_size > 1:
         meta.update(rank=cfg.rank, world_size=cfg.world_size)
     mine = [p for p in plan(cfg.n, cfg.shard_size) if p[0] % cfg.world_size == cfg.rank]

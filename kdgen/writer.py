@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from kdgen.contract import shard_name, temp_path
 from kdgen.errors import KdgenError
 
 # Pillow format name and file extension for each --format.
@@ -82,10 +83,6 @@ def encode_sample(index: int, img: np.ndarray, meta: dict, ext: str, quality: in
     return sample
 
 
-def shard_name(name: str, shard: int) -> str:
-    return f"{name}-{shard:06d}.tar"
-
-
 def pack_sample(sample: dict) -> bytes:
     """A sample's tar members (header, data, padding), in key order, as the bytes a shard holds.
 
@@ -109,7 +106,7 @@ class ShardFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self.tmp = temp_path(self.path)  # streamed, then renamed in commit()
         self.stream = open(self.tmp, "wb")
         self.count = 0
 

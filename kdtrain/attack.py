@@ -89,7 +89,7 @@ def frozen(teacher):
     model = teacher.model
     was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
+    _set_mode(model, False)
     for p, _ in flags:
         p.requires_grad_(False)
     try:
@@ -97,7 +97,14 @@ def frozen(teacher):
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        _set_mode(model, was_training)
+
+
+def _set_mode(model, training: bool) -> None:
+    try:
+        model.train(training)
+    except NotImplementedError:  # an exported (.pt2) program: its mode was fixed when it was exported
+        pass
 
 
 def _probs_grad(teacher, x: torch.Tensor, cls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -482,7 +489,9 @@ def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limi
                 "teacher_pred": int(pred[i]),
                 "teacher_conf": round(float(conf[i]), 6),
             }
-            writer.add(img, {"generator": "attack", "index": writer.index, "seed": seed, "params": params})
+            # the prediction is also the sample's .cls, the target timm's and HF's readers need
+            writer.add(img, {"generator": "attack", "index": writer.index, "seed": seed, "params": params},
+                       cls=int(pred[i]))
         stats["sources"] += len(x)
         stats["crossed"] += len(set(res.source.tolist()))
         stats["written"] += len(images)

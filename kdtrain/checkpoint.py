@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from kdgen.contract import atomic_write
 from kdtrain.errors import KDError
 
 
@@ -39,10 +39,7 @@ def set_rng_state(state: dict) -> None:
 
 def save(path: str | os.PathLike, state: dict) -> None:
     """Write to a temporary file in the same folder, then rename: a kill never leaves half a checkpoint."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load(path: str | os.PathLike) -> dict:

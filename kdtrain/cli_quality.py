@@ -6,7 +6,6 @@ function (kdtrain.attack / kdtrain.scoring / kdtrain.curate), write its outputs,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from kdtrain import cli_teacher
 from kdtrain.errors import KDError
 
 
@@ -42,7 +42,7 @@ def _options(opts):
 
 
 teacher_options = _options([
-    click.option("--teacher", required=True, type=click.Path(path_type=Path), help="Teacher checkpoint."),
+    cli_teacher.teacher_options,
     click.option("--shards", "patterns", required=True, multiple=True,
                  help="Shard files, glob or brace pattern, quoted, e.g. 'data/leaves-0*.tar' (note that "
                       "'data/leaves-*.tar' also matches data/leaves-adv-*); repeatable."),
@@ -117,76 +117,8 @@ def _shard_files(patterns) -> list[str]:
     return expand_patterns(list(patterns))
 
 
-@contextlib.contextmanager
-def _user_errors():
-    """kdgen's writer raises its own error class; show it as ours (one line, exit 2)."""
-    from kdgen.errors import KdgenError
-
-    try:
-        yield
-    except KdgenError as e:
-        raise KDError(str(e)) from None
-
-
-def _load(teacher_path: Path, device: str, amp: str = "auto"):
-    """The frozen teacher on `device`, channels_last (faster convolutions with oneDNN and cuDNN), in `amp`."""
-    import torch
-
-    from kdtrain import precision
-    from kdtrain.teachers import load_teacher
-
-    if not teacher_path.exists():
-        raise KDError(f"--teacher {teacher_path}: no such file")
-    dev = _device(device)
-    dtype = precision.resolve(amp, dev)
-    teacher = load_teacher(teacher_path, dev)
-    if isinstance(teacher.model, torch.nn.Module) and not isinstance(teacher.model, torch.jit.ScriptModule):
-        teacher.model.to(memory_format=torch.channels_last)
-    return teacher.set_precision(dtype)
-
-
-def _shard_files(patterns) -> list[str]:
-    from kdtrain.data import expand_patterns
-
-    return expand_patterns(list(patterns))
-
-
-@contextlib.contextmanager
-def _user_errors():
-    """kdgen's writer raises its own error class; show it as ours (one line, exit 2)."""
-    from kdgen.errors import KdgenError
-
-    try:
-        yield
-    except KdgenError as e:
-        raise KDError(str(e)) from None
-
-
-def _load(teacher_path: Path, device: str, amp: str = "auto"):
-    """The frozen teacher on `device`, channels_last (faster convolutions with oneDNN and cuDNN), in `amp`."""
-    from kdtrain import precision
-    from kdtrain.teachers import load_teacher
-
-    if not teacher_path.exists():
-        raise KDError(f"--teacher {teacher_path}: no such file")
-    dev = _device(device)
-    dtype = precision.resolve(amp, dev)
-    teacher = load_teacher(teacher_path, dev)
-    if isinstance(teacher.model, torch_module()):
-        teacher.model.to(memory_format=_channels_last())
-    return teacher.set_precision(dtype)
-
-
-def torch_module():
-    import torch
-
-    return torch.nn.Module
-
-
-def _channels_last():
-    import torch
-
-    return torch.channels_last
+def _load(o: dict):
+    return cli_teacher.load(o, _device(o["device"]))
 
 
 def _stream(files, teacher, batch_size, limit):
@@ -219,17 +151,15 @@ def _set_label(pattern: str) -> tuple[str, str]:
     head, sep, tail = pattern.partition("=")
     if sep and head and not re.search(r"[/*?\[{]", head):
         return head, tail
-    stem = Path(pattern).name
-    stem = re.sub(r"\.tar$", "", stem)
-    stem = re.sub(r"[-_]?(\*|\{[^}]*\}|\[[^]]*\]|\?|\d{6})+$", "", stem)
-    return stem or pattern, pattern
+    from kdgen.contract import dataset_name
+
+    return dataset_name(pattern) or pattern, pattern
 
 
 def attack_cmd(**o):
     """Write boundary-attacked versions of a surrogate set as new shards (up to 4 per source)."""
     _check(o)
-    with _user_errors():
-        _attack_cmd(o)
+    _attack_cmd(o)
 
 
 def _attack_cmd(o):
@@ -237,7 +167,7 @@ def _attack_cmd(o):
 
     cfg = _attack_config(o)
     files = _shard_files(o["patterns"])
-    teacher = _load(o["teacher"], o["device"], o["amp"])
+    teacher = _load(o)
     params = {"attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
               "sources": list(o["patterns"]), "teacher": str(o["teacher"])}
     start = time.perf_counter()
@@ -255,8 +185,7 @@ def _attack_cmd(o):
 def refine_cmd(**o):
     """Refine a surrogate set toward the teacher's BatchNorm statistics; write the results as new shards."""
     _check(o)
-    with _user_errors():
-        _refine_cmd(o)
+    _refine_cmd(o)
 
 
 def _refine_cmd(o):
@@ -268,7 +197,7 @@ def _refine_cmd(o):
 
     cfg = RefineConfig(**{f.name: o[f.name] for f in fields(RefineConfig)}).validate()
     files = _shard_files(o["patterns"])
-    teacher = _load(o["teacher"], o["device"], o["amp"])
+    teacher = _load(o)
     batchnorm_layers(teacher)  # refuse before anything is written
     params = {"refine": asdict(cfg), "match_stats": o["match_stats"], "sources": list(o["patterns"]),
               "teacher": str(o["teacher"])}
@@ -318,8 +247,7 @@ def _print_balance(counts, names) -> None:
 def score_cmd(**o):
     """Score surrogate sets against a teacher: class balance, confidence, diversity; table + JSON + PNG."""
     _check(o)
-    with _user_errors():
-        _score_cmd(o)
+    _score_cmd(o)
 
 
 def _score_cmd(o):
@@ -330,7 +258,7 @@ def _score_cmd(o):
     if len(set(labels)) != len(labels):
         raise KDError(f"two --shards sets share the label {labels}; name them as LABEL=PATTERN")
     files = {label: _shard_files([pat]) for label, pat in sets}
-    teacher = _load(o["teacher"], o["device"], o["amp"])
+    teacher = _load(o)
     real = _eval_batches(o["eval"], teacher, o["batch_size"], o["limit"]) if o["eval"] else None
     scorers, results, rates = {}, {}, {}
     for label, fl in files.items():
@@ -373,8 +301,7 @@ def _eval_batches(name: str, teacher, batch_size: int, limit: int | None):
 def curate_cmd(**o):
     """Keep up to K samples per teacher-predicted class from a pool; write them as new shards."""
     _check(o)
-    with _user_errors():
-        _curate_cmd(o)
+    _curate_cmd(o)
 
 
 def _curate_cmd(o):
@@ -382,7 +309,7 @@ def _curate_cmd(o):
 
     cfg = _attack_config(o) if o["fill_with_attack"] else None
     files = _shard_files(o["patterns"])
-    teacher = _load(o["teacher"], o["device"], o["amp"])
+    teacher = _load(o)
     params = {"per_class": o["per_class"], "min_conf": o["min_conf"], "max_conf": o["max_conf"],
               "sources": list(o["patterns"]), "teacher": str(o["teacher"]),
               "fill_with_attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}

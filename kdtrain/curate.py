@@ -116,7 +116,8 @@ def curate(
                 "teacher_conf": round(cf, 6),
                 **ex,
             }
-            writer.add(img, {"generator": "curate", "index": writer.index, "seed": seed, "params": params})
+            # the prediction is also the sample's .cls, the target timm's and HF's readers need
+            writer.add(img, {"generator": "curate", "index": writer.index, "seed": seed, "params": params}, cls=p)
             counts[p] += 1
             report.counts[p] += 1
             report.from_attack[p] += int(by_attack)

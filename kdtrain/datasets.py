@@ -9,7 +9,6 @@ Every source becomes a `LabelledSet`: a map-style dataset of (uint8 C,H,W tensor
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from kdgen import contract
 from kdtrain.errors import KDError
 from kdtrain.teachers import InputSpec
 
@@ -153,7 +153,7 @@ def _cifar(name: str, train: bool) -> LabelledSet:
                        InputSpec(3, 32, 32, mean, std))
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+IMAGE_SUFFIXES = contract.IMAGE_SUFFIXES  # the same files `kdgen import-images` takes
 
 
 def _folder(root: Path, train: bool) -> LabelledSet:
@@ -203,12 +203,7 @@ class _ListImages(Dataset):
 
 def _manifest_classes(url: str) -> list[str] | None:
     """Class names from the dataset manifest beside a shard (NAME-000000.tar -> NAME-manifest.json)."""
-    p = Path(url)
-    manifest = p.with_name(p.name.rsplit("-", 1)[0] + "-manifest.json")
-    try:
-        names = json.loads(manifest.read_text()).get("class_names")
-    except (OSError, ValueError):
-        return None
+    names = (contract.read_json(contract.manifest_beside(url)) or {}).get("class_names")
     return list(names) if names else None
 
 

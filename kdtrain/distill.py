@@ -304,11 +304,12 @@ class Run:
                     last_ckpt = time.time()
                 t_prev = time.time()
                 window_t += t_prev - t_pause  # the rate shown is training speed, without eval and saving
-        except KDError:
-            raise
-        except Exception as e:  # a KDError raised in a loader worker arrives wrapped
-            if "KDError" in str(e) and "Original Traceback" in str(e):
-                raise KDError(str(e).strip().splitlines()[-1].split("KDError: ", 1)[-1]) from None
+        except Exception as e:
+            from kdgen.errors import UserError, worker_message
+
+            # a user error from a loader worker arrives as its class, with the worker's traceback as message
+            if isinstance(e, UserError) and worker_message(e) != str(e):
+                raise type(e)(worker_message(e)) from None
             raise
         finally:
             log.close()

@@ -1,15 +1,10 @@
-"""One exception for bad input: the CLI prints `error: <message>` and exits with status 2, no traceback."""
+"""kdtrain's name for the one user-error type (kdgen.errors.UserError): the CLI prints `error: <message>`
+and exits with status 2, no traceback."""
 
 from __future__ import annotations
 
-import click
+from kdgen.errors import UserError
 
 
-class KDError(click.ClickException, ValueError):
-    """Bad input (missing file, mismatched classes, ...). A ValueError for library callers, a clean
-    one-line error for the CLI (click shows it via `show()` and exits with `exit_code`)."""
-
-    exit_code = 2
-
-    def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", file=file, err=True)
+class KDError(UserError, ValueError):
+    """Bad input (missing file, mismatched classes, ...); a ValueError for library callers."""

@@ -6,12 +6,12 @@ Only the process that owns the run folder (rank 0) logs; the others get a silent
 from __future__ import annotations
 
 import csv
-import json
-import os
 from pathlib import Path
 
 import yaml
 from tqdm import tqdm
+
+from kdgen import contract
 
 CSV_FIELDS = ["kind", "step", "epoch", "loss", "kd_loss", "ce_loss", "lr", "samples_per_s", "student_top1",
               "teacher_top1", "agreement", "skipped", "wall_s"]
@@ -84,12 +84,8 @@ def _truncate_csv(path: Path, start_step: int) -> None:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    contract.write_json(path, obj, indent=1)
 
 
 def write_yaml(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
-    os.replace(tmp, path)
+    contract.atomic_write(path, lambda tmp: tmp.write_text(yaml.safe_dump(obj, sort_keys=False)))

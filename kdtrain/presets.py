@@ -86,34 +86,41 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 class BatchRandAugment:
     """torchvision's v2.RandAugment(n, m), applied to a batch by grouping the samples that drew the same
     (op, sign): every op then runs once per group instead of once per image (about 10x faster at
-    N=128). Falls back to per-sample calls if torchvision's internals move."""
+    N=128). It uses torchvision's private internals; if they move it fails at once rather than switch
+    to another random stream, which would silently break exact resume (tests/test_presets.py pins it)."""
+
+    INTERNALS = ("_AUGMENTATION_SPACE", "_apply_image_or_video_transform", "_fill", "interpolation",
+                 "num_magnitude_bins", "magnitude", "num_ops")
 
     def __init__(self, n: int, m: int):
+        import torchvision
+
         self.ra = v2.RandAugment(n, m)
+        missing = [a for a in self.INTERNALS if not hasattr(self.ra, a)]
+        if missing:
+            from kdtrain.errors import KDError
+
+            raise KDError(f"torchvision {torchvision.__version__} moved RandAugment's internals "
+                          f"({', '.join(missing)}) that the batched RandAugment needs; install torchvision==0.29.1 "
+                          f"(the tested version) or use another --preset")
         self.ops = list(self.ra._AUGMENTATION_SPACE.items())
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         h, w = x.shape[-2:]
-        try:
-            for _ in range(self.ra.num_ops):
-                op = torch.randint(0, len(self.ops), (x.shape[0],), generator=gen)
-                neg = torch.rand(x.shape[0], generator=gen) <= 0.5
-                out = x.clone()
-                for key in torch.unique(op * 2 + neg).tolist():
-                    idx = ((op * 2 + neg) == key).nonzero().flatten()
-                    name, (mags, signed) = self.ops[key // 2]
-                    mags = mags(self.ra.num_magnitude_bins, h, w)
-                    mag = 0.0 if mags is None else float(mags[self.ra.magnitude])
-                    mag = -mag if (signed and key % 2) else mag
-                    out[idx] = self.ra._apply_image_or_video_transform(
-                        x[idx], name, mag, interpolation=self.ra.interpolation, fill=self.ra._fill)
-                x = out
-            return x
-        except AttributeError:  # torchvision internals changed: per-sample public API
-            seed = int(torch.randint(0, 2**62, (1,), generator=gen))
-            with torch.random.fork_rng(devices=[]):  # v2 draws from the global RNG; keep ours untouched
-                torch.manual_seed(seed)
-                return torch.stack([self.ra(img) for img in x])
+        for _ in range(self.ra.num_ops):
+            op = torch.randint(0, len(self.ops), (x.shape[0],), generator=gen)
+            neg = torch.rand(x.shape[0], generator=gen) <= 0.5
+            out = x.clone()
+            for key in torch.unique(op * 2 + neg).tolist():
+                idx = ((op * 2 + neg) == key).nonzero().flatten()
+                name, (mags, signed) = self.ops[key // 2]
+                mags = mags(self.ra.num_magnitude_bins, h, w)
+                mag = 0.0 if mags is None else float(mags[self.ra.magnitude])
+                mag = -mag if (signed and key % 2) else mag
+                out[idx] = self.ra._apply_image_or_video_transform(
+                    x[idx], name, mag, interpolation=self.ra.interpolation, fill=self.ra._fill)
+            x = out
+        return x
 
 
 class NoAug:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from kdgen import contract
 from kdtrain.errors import KDError
 
 ORDER = ("original", "shaders", "shaders_adv", "leaves", "leaves_adv", "noise", "noise_adv", "curated")
@@ -94,33 +94,32 @@ def _norm(name: str) -> str:
     return name.lower().replace("-", "_")
 
 
-def _dataset_name(pattern: str) -> str:
-    """data/full/leaves-{000000..000009}.tar -> leaves (a shard pattern's dataset name)."""
-    stem = re.sub(r"\.tar$", "", Path(pattern).name)
-    return re.sub(r"-[0-9*?.,{}\[\]]*$", "", stem)  # drop the last "-<shard pattern>" part
-
-
 def _manifests(data: Path) -> dict[str, dict]:
     """Every final manifest in DATA by normalised dataset name (per-rank manifests are left out)."""
-    out = {}
-    for path in sorted(data.glob("*-manifest.json")) if data.is_dir() else []:
-        meta = _read_json(path)
-        out[_norm(meta.get("name") or path.name.removesuffix("-manifest.json"))] = meta
-    return out
+    return {_norm(name): meta for name, meta in contract.manifests_in(data, _read_json).items()}
 
 
 def _data_names(name: str, config: dict) -> list[str]:
     """Datasets a student saw: from its --shards patterns, else by its set name (and aliases)."""
-    names = [_dataset_name(p) for p in config.get("shards") or []]
+    names = [contract.dataset_name(p) for p in config.get("shards") or []]
     return names or [name, *ALIASES.get(name, ())]
 
 
+def _online(run: SetRun) -> bool:
+    """Trained with the online attack (distill --adv): part of every batch was attacked as it was drawn."""
+    return bool(run.config.get("adv"))
+
+
 def _find_score(scores: dict, run: SetRun, data_names: list[str]) -> dict | None:
+    """The score of the data the student saw: its --shards sets (else its name and aliases). None for an
+    online-attacked student: the stream its hook produced was never scored, and the score of the
+    offline-attacked set of the same name would describe data it never trained on."""
     by_norm = {_norm(k): v for k, v in scores.items()}
     if run.name == "original":  # the real data's scores come from the real test images
         return next((v for k, v in scores.items() if k.endswith("(real)")), by_norm.get("original"))
-    return next((by_norm[_norm(n)] for n in [run.name, *ALIASES.get(run.name, ()), *data_names]
-                 if _norm(n) in by_norm), None)
+    if _online(run):
+        return None
+    return next((by_norm[_norm(n)] for n in data_names if _norm(n) in by_norm), None)
 
 
 def _find_sheet(sheets: Path, names: list[str]) -> Path | None:
@@ -341,6 +340,10 @@ def targets_section(runs: list[SetRun]) -> tuple[str, int, int]:
 def spearman_section(runs: list[SetRun]) -> str:
     pts = [r for r in runs if r.score and r.top1 is not None]
     lines = ["## Does the score predict the student?", ""]
+    online = [f"`{r.name}`" for r in runs if _online(r)]
+    if online:
+        lines += [f"Left out: {', '.join(online)}, distilled with the online attack (`--adv`) on a stream that "
+                  "no score measured (the offline-attacked sets of the same names are other data).", ""]
     if len(pts) < 3:
         return "\n".join(lines + [f"Needs scores and students for at least 3 sets; found {len(pts)}.", ""])
     lines += ["Spearman rank correlation (average ranks for ties) between each `kdtrain score` metric of a set "
@@ -432,8 +435,17 @@ def differences_section(runs: list[SetRun], teacher: dict | None, teacher_cfg: d
         f"- Budget: {budget} steps of batch {'/'.join(map(str, batch)) or DASH} per student on "
         f"{', '.join(devices) or DASH}, not hundreds of epochs on a GPU.",
         f"- Temperature {'/'.join(map(str, temps)) or DASH} (the paper: 2 to 20; its released config: 5).",
-        "- The attack: the authors' code never calls it during training; here it runs offline (`*_adv` sets) "
-        "and, where present, online (`*_online`).", ""])
+        f"- The attack: the authors' code never calls it during training; here {_attack_use(runs)}.", ""])
+
+
+def _attack_use(runs: list[SetRun]) -> str:
+    online = [f"`{r.name}`" for r in runs if _online(r)]
+    offline = [f"`{r.name}`" for r in runs if not _online(r) and any(m.get("generator") == "attack"
+                                                                       for m in r.manifests)]
+    parts = ([f"{', '.join(online)} use it online (`--adv`: part of every batch attacked as it is drawn)"]
+             if online else [])
+    parts += [f"{', '.join(offline)} trained on offline-attacked sets (`kdtrain attack`)"] if offline else []
+    return "; ".join(parts) or "no student used it"
 
 
 def _students(runs: list[SetRun]) -> str:

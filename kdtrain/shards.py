@@ -7,27 +7,24 @@ Corrupt or truncated shards and undecodable samples are skipped with a warning a
 from __future__ import annotations
 
 import glob
-import io
 import itertools
-import json
 import tarfile
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 import webdataset as wds
 from braceexpand import braceexpand
-from PIL import Image
 from webdataset.tariterators import group_by_keys
 
+from kdgen import contract
+from kdgen.contract import IMAGE_EXTS
 from kdtrain.errors import KDError
 from kdtrain.tario import NotPlain, tar_members
 from kdtrain.teachers import InputSpec, adapt
 
-IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")
 TRAIN_FIELDS = (*IMAGE_EXTS, "cls")  # training reads no .json: skipping it makes tar reading ~10% faster
 MAX_WARNINGS = 20  # per process; later problems are only counted
 
@@ -47,10 +44,7 @@ def expand_patterns(patterns: list[str]) -> list[str]:
 def decode_image(data: bytes) -> torch.Tensor:
     """PNG/JPEG/WebP bytes -> uint8 C,H,W (1 or 3 channels, alpha dropped) at the stored size, with Pillow
     (which runs no code from the file). Resizing and colour conversion happen later, once per batch."""
-    with Image.open(io.BytesIO(data)) as im:
-        if im.mode not in ("L", "RGB"):
-            im = im.convert("L" if im.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
-        t = torch.from_numpy(np.array(im))
+    t = torch.from_numpy(contract.decode_image(data))
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
@@ -77,13 +71,9 @@ def adapt_uint8(images: list[torch.Tensor], spec: InputSpec) -> torch.Tensor:
 def decode_sample(raw: dict, with_meta: bool = True) -> dict:
     """A raw WebDataset sample (bytes per extension) -> key, url, image (stored size), meta, label.
     Raises on a sample without an image or with an undecodable one."""
-    ext = next((e for e in IMAGE_EXTS if e in raw), None)
-    if ext is None:
-        raise ValueError(f"sample {raw.get('__key__')} has no image ({'/'.join(IMAGE_EXTS)}) field")
-    out = {"key": raw["__key__"], "url": raw.get("__url__", ""), "image": decode_image(raw[ext])}
-    if with_meta:
-        out["meta"] = json.loads(raw["json"]) if "json" in raw else {}
-    out["label"] = int(raw["cls"].decode().strip()) if "cls" in raw else -1
+    out = contract.decode_sample(raw, with_meta)
+    t = torch.from_numpy(out["image"])
+    out["image"] = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
     return out
 
 
@@ -159,19 +149,12 @@ def count_samples(urls: list[str]) -> int:
     """Samples in the shards: from the kdgen manifest or _info.json beside them, else tar headers."""
     known: dict[str, int] = {}
     for folder in {str(Path(u).parent) for u in urls}:
-        for meta in sorted(Path(folder).glob("*-manifest.json")):
-            try:
-                shards = json.loads(meta.read_text()).get("shards", {})
-            except (OSError, ValueError):
-                continue
-            if isinstance(shards, dict):
-                known.update({str(Path(folder) / k): int(v) for k, v in shards.items()})
+        known.update({str(p): n for p, n in contract.shard_counts(folder).items()})
     total = 0
     for u in urls:
         if u not in known:
             try:
-                with tarfile.open(u) as tar:
-                    known[u] = len({m.name.split(".", 1)[0] for m in tar.getmembers() if m.isfile()})
+                known[u] = contract.count_members(u)
             except (tarfile.TarError, OSError, EOFError):
                 known[u] = 0  # unreadable: the stream will skip and count it
         total += known[u]

@@ -52,10 +52,20 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> InputSpec:
+        """From {"channels", "height", "width", "mean", "std"}; a square image may give "size" instead."""
+        fields = '"channels", "size" (or "height" and "width"), "mean" and "std"'
+        if not isinstance(d, dict):
+            raise KDError(f"bad input spec: expected a JSON object with {fields}, got {type(d).__name__}")
+        d = {"height": d.get("size"), "width": d.get("size"), **d}
+        missing = [k for k in ("channels", "height", "width", "mean", "std") if d.get(k) is None]
+        if missing:
+            what = "size" if {"height", "width"} & set(missing) else missing[0]
+            raise KDError(f"bad input spec: no {what!r}; give {fields}")
         try:
-            return cls(int(d["channels"]), int(d["height"]), int(d["width"]), tuple(d["mean"]), tuple(d["std"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise KDError(f"bad input spec {d!r}: {e}") from None
+            mean, std = (tuple(v) if isinstance(v, (list, tuple)) else (v,) for v in (d["mean"], d["std"]))
+            return cls(int(d["channels"]), int(d["height"]), int(d["width"]), mean, std)
+        except (TypeError, ValueError) as e:
+            raise KDError(f"bad input spec: {e}; give {fields} (numbers)") from None
 
     @classmethod
     def parse(cls, text: str) -> InputSpec:
@@ -192,9 +202,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def save_model(path: str | os.PathLike, ckpt: dict) -> None:
     """Write atomically: a kill mid-write leaves the previous file (or none), never a truncated one."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    from kdgen.contract import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
 
 
 def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", arch: str | None = None,

@@ -21,6 +21,21 @@ def run_cli(tool: str, *args, cwd=None, timeout=300) -> subprocess.CompletedProc
                           timeout=timeout, env=env)
 
 
+def assert_one_line_error(result, needle: str = "") -> None:
+    """Bad input: exit status 2 and exactly one line `error: ...` naming `needle`, no traceback.
+    `result`: a completed subprocess (its stderr is checked) or click's CliRunner result (its whole
+    output: stdout and stderr)."""
+    if isinstance(result, subprocess.CompletedProcess):
+        code, stderr = result.returncode, result.stderr
+    else:
+        code, stderr = result.exit_code, result.output
+    assert code == 2, (code, stderr)
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert needle in lines[0], stderr
+    assert "Traceback" not in stderr
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     """A small labelled image folder: 2 classes, mixed sizes and formats, one corrupt file."""

@@ -14,6 +14,7 @@ from kdtrain.cli import cli
 from kdtrain.data import iterate_shards
 from kdtrain.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
+from tests.conftest import assert_one_line_error
 
 torch.set_num_threads(1)
 
@@ -37,12 +38,6 @@ def metas(folder, name):
         with tarfile.open(path) as tar:
             out += [json.loads(tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".json")]
     return out
-
-
-def one_line_error(res, needle):
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.output
 
 
 def test_score_several_sets(setup):
@@ -127,7 +122,7 @@ def test_bad_input_is_one_line(setup, cmd, extra, needle):
     args = [a.replace("DATA", str(setup / "data")) for a in extra]
     if "--out" in args and not args[args.index("--out") + 1].startswith(str(setup)):
         args[args.index("--out") + 1] = str(setup / args[args.index("--out") + 1])
-    one_line_error(invoke(cmd, "--teacher", setup / "t.pt", *args), needle)
+    assert_one_line_error(invoke(cmd, "--teacher", setup / "t.pt", *args), needle)
 
 
 def test_existing_output_needs_overwrite(setup):
@@ -135,5 +130,41 @@ def test_existing_output_needs_overwrite(setup):
     args = ["curate", "--teacher", setup / "t.pt", "--shards", f"{d}/pool-*.tar", "--per-class", 2, "--out",
             d / "cur"]
     assert invoke(*args).exit_code == 0
-    one_line_error(invoke(*args), "--overwrite")
+    assert_one_line_error(invoke(*args), "--overwrite")
     assert invoke(*args, "--overwrite").exit_code == 0
+
+
+def test_every_teacher_command_takes_the_same_teacher_flags(setup):
+    """An exported (.pt2) teacher without a sidecar works in score, attack and curate given --teacher-spec,
+    and a sidecar written as a user would (a square `size`) works too."""
+    from kdtrain.models import create_model
+
+    d = setup / "data"
+    model = create_model("cnn-tiny", 4, 1).eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.export.save(torch.export.export(model, (torch.rand(2, 1, 12, 12),), dynamic_shapes=({0: batch},)),
+                      setup / "ts.pt2")
+    common = ["--teacher", setup / "ts.pt2", "--shards", f"{d}/pool-*.tar", "--n", 8, "--batch-size", 8]
+    cmds = {"score": ["--out", setup / "sc"], "attack": ["--out", d / "adv", "--max-steps", 1],
+            "curate": ["--per-class", 1, "--out", d / "cur"]}
+    for cmd, extra in cmds.items():
+        assert_one_line_error(invoke(cmd, *common, *extra), "--teacher-spec")
+        res = invoke(cmd, *common, *extra, "--teacher-spec", "1x12x12/0.5/0.5")
+        assert res.exit_code == 0, (cmd, res.output)
+    (setup / "ts.json").write_text(json.dumps({"channels": 1, "size": 12, "mean": [0.5], "std": [0.5]}))
+    assert invoke("score", *common, *cmds["score"]).exit_code == 0
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ({"channels": 1, "size": 28, "std": [0.35]}, "no 'mean'"),
+    ({"channels": 1, "height": 28, "mean": [0.28], "std": [0.35]}, "no 'size'"),
+    ({"channels": 1, "size": "big", "mean": [0.28], "std": [0.35]}, "numbers"),
+])
+def test_a_bad_teacher_spec_names_the_missing_field_in_one_short_line(setup, spec, needle):
+    from kdtrain.models import create_model
+
+    torch.jit.save(torch.jit.trace(create_model("cnn-tiny", 4, 1).eval(), torch.rand(1, 1, 12, 12)), setup / "b.pt")
+    (setup / "b.json").write_text(json.dumps(spec))
+    res = invoke("score", "--teacher", setup / "b.pt", "--shards", f"{setup}/data/pool-*.tar", "--out", setup / "s")
+    assert_one_line_error(res, needle)
+    assert "size\" (or \"height\" and \"width\")" in res.output and len(res.output) < 200

@@ -16,6 +16,7 @@ from kdtrain.config import DistillConfig
 from kdtrain.distill import distill, kd_loss
 from kdtrain.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
+from tests.conftest import assert_one_line_error
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,10 +150,7 @@ def test_bad_input_one_line_exit_2(world, tmp_path, case):
         write_shards(tmp_path / "e3", "test", 8, 8, size=12, channels=1, classes=3)
         (tmp_path / "e3" / "test-manifest.json").write_text(json.dumps({"class_names": ["a", "b", "c"]}))
         args[args.index("--eval") + 1] = str(tmp_path / "e3" / "test-*.tar")
-    res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 2, res.output
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.output, res.output
+    assert_one_line_error(CliRunner().invoke(cli, args))
     assert not out.exists()
 
 

@@ -140,3 +140,52 @@ def test_bad_generator_parameters_are_refused():
         GENERATORS["leaves"]((8, 8), rmin=0.5, rmax=0.1)
     with pytest.raises(ValueError, match="--mean"):
         GENERATORS["noise"]((8, 8), mean="0.1,0.2")
+
+
+# sha256 of shard 0 (4 samples, 16x12 png, seed 3) of every generator at its version. A change of output
+# must come with a version bump (Generator.version), so resuming an old dataset is refused, not mixed.
+# The shader pin holds for Mesa's llvmpipe (the CPU renderer); other GL drivers round differently.
+PINNED = {
+    "images": (1, "e40f6e14e456e31bd9e9474375b26c17ae03939af69bfee14d7549b5e0964ad8"),
+    "leaves": (2, "607ad26130cd31a6f218d12493ff0dba0745c190513ad7697dd59bc002516397"),
+    "noise": (2, "4037c50885e236094b743b164cc822cdaa63c380320b78bef66c242cfa4f8c59"),
+    "shaders": (1, "45092989ae63541b360777903ee7e60e77d3a155e434a732e5d32015557ddea8"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_output_is_pinned_per_generator_version(name, tmp_path, image_folder):
+    import hashlib
+
+    from kdgen.runner import RunConfig, generate
+
+    assert name in PINNED, f"pin generator {name!r}: add its version and shard sha256 to PINNED"
+    params = params_for(name, tmp_path, image_folder)
+    if name == "shaders":
+        params = {"programs": 3}
+        from kdgen.gl.context import create_context
+
+        ctx = create_context()
+        renderer = ctx.info.get("GL_RENDERER", "")
+        ctx.release()
+        if not renderer.startswith("llvmpipe"):
+            pytest.skip(f"the shader pin is for llvmpipe, this is {renderer}")
+    generate(RunConfig(name, n=4, size=(16, 12), params=params, out=tmp_path / "d", seed=3, shard_size=4,
+                       progress=False))
+    digest = hashlib.sha256((tmp_path / "d" / f"{name}-000000.tar").read_bytes()).hexdigest()
+    version, pinned = PINNED[name]
+    assert (GENERATORS[name].version, digest) == (version, pinned), (
+        f"{name} now writes other bytes for the same seed: bump {GENERATORS[name].__name__}.version and re-pin")
+
+
+def test_a_dataset_of_another_generator_version_is_refused(tmp_path, monkeypatch):
+    from kdgen.errors import KdgenError
+    from kdgen.runner import RunConfig, generate
+
+    cfg = RunConfig("noise", n=4, size=(8, 8), out=tmp_path, shard_size=2, progress=False)
+    generate(cfg)
+    monkeypatch.setattr(GENERATORS["noise"], "version", 99)
+    for n in (4, 6):  # resuming and extending
+        with pytest.raises(KdgenError, match="noise version 2, this is version 99.*--overwrite or a new --out"):
+            generate(RunConfig("noise", n=n, size=(8, 8), out=tmp_path, shard_size=2, progress=False))
+    generate(RunConfig("noise", n=4, size=(8, 8), out=tmp_path, shard_size=2, progress=False, overwrite=True))

@@ -11,9 +11,11 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
+from kdgen.clitools import OneLineErrorGroup
 from kdtrain import cli_report
 from kdtrain.config import DistillConfig
 from kdtrain.report import _ranks, collect, config_command, spearman, write_report
+from tests.conftest import assert_one_line_error
 
 # set -> (student top-1, agreement, relative entropy, mean max-softmax, diversity)
 STUDENTS = {
@@ -198,7 +200,7 @@ def test_config_command_flags():
 
 @pytest.fixture
 def cli():
-    @click.group()
+    @click.group(cls=OneLineErrorGroup)  # the CLI layer turns user errors into one line, exit 2
     def group():
         pass
 
@@ -225,4 +227,23 @@ def test_cli_one_line_errors(tmp_path, cli, make, message):
     make(runs)
     res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(tmp_path), "--out",
                                    str(tmp_path / "R.md")])
-    assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1
+    assert_one_line_error(res, message)
+
+
+def test_an_online_attacked_student_is_not_paired_with_the_offline_set_of_its_name(run):
+    runs, data, out = run
+    folder = runs / "students" / "leaves_adv"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summary(0.6, 0.7)))
+    write_config(folder, teacher="runs/t/teacher.pt", shards=["data/demo/leaves-{000000..000000}.tar"],
+                 adv="fraction=0.5,every=1", steps=300, out=str(folder))
+    score_file = json.loads((runs / "scores" / "score.json").read_text())
+    score_file["sets"]["leaves_adv"] = score(0.1, 0.1, 0.1)  # the offline-attacked set: other data
+    (runs / "scores" / "score.json").write_text(json.dumps(score_file))
+    by = {r.name: r for r in collect(runs, data)[0]}
+    assert by["leaves_adv"].score is None and by["leaves"].score is not None
+    md = write_report(runs, data, out, "t").read_text()
+    section = md.split("## Does the score predict the student?", 1)[1].split("\n## ", 1)[0]
+    assert "Left out: `leaves_adv`, distilled with the online attack" in section and "| 5 |" in section
+    assert "`leaves_adv` use it online (`--adv`" in md and "`noise_adv` trained on offline-attacked sets" in md
+    assert "*_online" not in md

@@ -251,6 +251,7 @@ def dead_leaves_batch(rngs, h: int, w: int, shape_ids, rmin: float, rmax: float,
 @register
 class Leaves(Generator):
     name = "leaves"
+    version = 2  # 2: painted first leaves, exact point tests for the holes (other images than version 1)
     help = ("Dead-leaves images: occluding disks, squares, rectangles, triangles and quadrilaterals with "
             "power-law sizes, laid until the canvas is covered.")
     options = [

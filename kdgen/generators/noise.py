@@ -129,6 +129,7 @@ def fbm(rng, h: int, w: int, octaves: int, base_cells: float, gain: float = 0.5)
 @register
 class Noise(Generator):
     name = "noise"
+    version = 2  # 2: computed over a batch of images at once (other images than version 1)
     help = ("Noise images: gaussian (a dataset's mean/std), uniform, spectral 1/f^alpha, Perlin fBm, or mixed. "
             "The paper's weakest surrogate, and the one the boundary attack lifts most.")
     options = [

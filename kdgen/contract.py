@@ -1,0 +1,159 @@
+"""The shard contract in one place, for kdgen and kdtrain alike (docs/FORMAT.md): shard and manifest names,
+finding the manifest of what a user typed, atomic writes, the image suffixes we read, and decoding a sample.
+
+Torch-free and webdataset-free, so that every kdgen command can use it without loading either.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+SHARD_DIGITS = 6  # NAME-000000.tar
+SHARD_GLOB = "[0-9]" * SHARD_DIGITS
+MANIFEST_SUFFIX = "-manifest.json"
+IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")  # the image field of a sample, in order of preference
+# Image files read from a folder (`kdgen import-images`, `kdtrain --data FOLDER`): whatever Pillow decodes.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
+# The shard part of a path or pattern: "-000003", "-0*", "-{000000..000009}", "-[0-9]*.tar".
+_SHARD_TAIL = re.compile(r"-(\d+|\*|\?|\{[^}]*\}|\[[^]]*\])+$")
+
+
+def shard_name(name: str, shard: int) -> str:
+    return f"{name}-{shard:0{SHARD_DIGITS}d}.tar"
+
+
+def shard_glob(name: str) -> str:
+    """The glob of a dataset's complete shards (not NAME_adv's or NAME-x's)."""
+    return f"{name}-{SHARD_GLOB}.tar"
+
+
+def manifest_name(name: str, rank: int = 0, world_size: int = 1) -> str:
+    if world_size > 1:
+        return f"{name}-manifest.rank{rank:05d}-of-{world_size:05d}.json"
+    return f"{name}{MANIFEST_SUFFIX}"
+
+
+def dataset_name(text: str) -> str:
+    """The dataset NAME in a manifest path, a shard path or a shard pattern: `data/leaves-0*.tar`,
+    `leaves-{000000..000009}.tar`, `leaves-000003.tar`, `data/leaves` and `leaves-manifest.json` -> leaves."""
+    stem = Path(str(text)).name
+    if stem.endswith(MANIFEST_SUFFIX):
+        return stem[: -len(MANIFEST_SUFFIX)]
+    stem = stem.removesuffix(".tar")
+    tail = _SHARD_TAIL.search(stem)
+    if tail and (re.search(r"[*?{\[]", tail.group()) or len(tail.group()) == SHARD_DIGITS + 1):
+        stem = stem[: tail.start()]  # a pattern, or one shard; `data/set-2` names the dataset set-2
+    return stem.rstrip("*?") or stem
+
+
+def manifest_beside(text: str | os.PathLike) -> Path:
+    """Where the manifest of a dataset lies, from a manifest path, `DIR/NAME`, a shard path or a pattern."""
+    return Path(str(text)).parent / f"{dataset_name(str(text))}{MANIFEST_SUFFIX}"
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file, or None where it is missing or unreadable (callers that must fail say so themselves)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def manifests_in(folder: str | os.PathLike, load: Callable[[Path], dict | None] = read_json) -> dict[str, dict]:
+    """Every final manifest in a folder by dataset name (per-rank manifests are left out); `load` may
+    raise on a broken file where the caller wants that."""
+    folder, out = Path(folder), {}
+    for path in sorted(folder.glob(f"*{MANIFEST_SUFFIX}")) if folder.is_dir() else []:
+        meta = load(path)
+        if isinstance(meta, dict):
+            out[meta.get("name") or dataset_name(path.name)] = meta
+    return out
+
+
+def shard_counts(folder: str | os.PathLike) -> dict[Path, int]:
+    """Samples per shard as the folder's manifests record them."""
+    counts = {}
+    for meta in manifests_in(folder).values():
+        shards = meta.get("shards")
+        if isinstance(shards, dict):
+            counts.update({Path(folder) / k: int(v) for k, v in shards.items()})
+    return counts
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` to a hidden temporary name in the same folder, then rename: a reader (or a resumed run)
+    never sees half a file, and a kill leaves the previous file or none."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def temp_path(path: Path) -> Path:
+    """The temporary name of `path` while it is written (`.NAME.tmpPID`, which no reader matches)."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_json(path: str | os.PathLike, obj, **dump) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, **dump) + "\n"))
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """PNG/JPEG/WebP/... bytes -> uint8 HxW (grey) or HxWx3 with Pillow, which runs no code from the file;
+    alpha is dropped, other modes become grey or RGB."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        if im.mode not in ("L", "RGB"):
+            im = im.convert("L" if im.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
+        return np.array(im)
+
+
+def decode_sample(raw: dict, with_meta: bool = True) -> dict:
+    """A raw WebDataset sample (bytes per field) -> key, url, image (uint8 array), meta, label (-1: none).
+    Never unpickles anything; raises ValueError on a sample without an image."""
+    ext = next((e for e in IMAGE_EXTS if e in raw), None)
+    if ext is None:
+        raise ValueError(f"sample {raw.get('__key__')} has no image ({'/'.join(IMAGE_EXTS)}) field")
+    out = {"key": raw["__key__"], "url": raw.get("__url__", ""), "image": decode_image(raw[ext])}
+    if with_meta:
+        out["meta"] = json.loads(raw["json"]) if "json" in raw else {}
+    out["label"] = int(raw["cls"].decode().strip()) if "cls" in raw else -1
+    return out
+
+
+def count_members(path: str | os.PathLike) -> int:
+    """Samples in a shard (distinct keys), from its tar headers only."""
+    with tarfile.open(path) as tar:
+        return len({m.name.split(".", 1)[0] for m in tar.getmembers() if m.isfile()})
+
+
+def iter_raw(path: str | os.PathLike):
+    """Raw samples of one shard in order ({"__key__", "__url__", field: bytes}), grouped by key as
+    webdataset groups them (the key ends at the first dot), read with the standard tarfile module."""
+    sample: dict = {}
+    with tarfile.open(path) as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            key, _, field = member.name.partition(".")
+            if sample and key != sample["__key__"]:
+                yield sample
+                sample = {}
+            sample.setdefault("__key__", key)
+            sample["__url__"] = str(path)
+            sample[field.lower()] = tar.extractfile(member).read()
+    if sample:
+        yield sample

@@ -1,0 +1,30 @@
+"""The batched RandAugment draws one pinned stream per seed, and fails loudly if torchvision moves."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from kdtrain.errors import KDError
+from kdtrain.presets import BatchRandAugment
+
+# sha256 of BatchRandAugment(2, 14) on a fixed uint8 batch with torch.Generator seed 0 (torchvision 0.29.1).
+# If it changes, exact resume of runs made before the change breaks: say so in the commit.
+PINNED = "2906bb3eb206d8ef4f0bf6f5c184f47ec128fa1f6176e6750b28ecb9a189760e"
+
+
+def test_the_augmentation_stream_is_pinned_for_a_seed():
+    x = torch.randint(0, 256, (16, 3, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    out = BatchRandAugment(2, 14)(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert hashlib.sha256(out.numpy().tobytes()).hexdigest() == PINNED
+
+
+def test_moved_torchvision_internals_fail_loudly(monkeypatch):
+    from torchvision.transforms import v2
+
+    monkeypatch.delattr(v2.RandAugment, "_AUGMENTATION_SPACE")
+    with pytest.raises(KDError, match="_AUGMENTATION_SPACE.*torchvision==0.29.1"):
+        BatchRandAugment(2, 14)

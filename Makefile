@@ -8,7 +8,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SCALE   ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test lint demo pipeline shards teacher adversarial curated students scores sheets report bench clean
+.PHONY: help install test lint demo gpu-check pipeline shards teacher adversarial curated students scores sheets report bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench: install  ## benchmarks (figures go to docs/BENCHMARKS.md with the command
 	$(BIN)/python bench/bench_shaders.py --cli $(BENCH_ARGS)
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_attack.py
+
+gpu-check: install  ## on a CUDA machine: EGL shader rate, bf16/compile step rate, one SCALE=16 student (< 5 min)
+	BIN=$(BIN) bench/gpu_check.sh
 
 clean:  ## remove generated data and runs (keeps .venv)
 	rm -rf data/*.tar data/*.json data/*.png runs

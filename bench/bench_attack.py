@@ -4,7 +4,10 @@ Measures (on whatever device --device names):
   1. online: distillation step time with the OnlineAttack hook over the step without it, for the
      default hook settings and a few alternatives (the target is at most 2x);
   2. offline: attack throughput in source images/s (what `kdtrain attack` runs per batch);
-  3. score: samples/s of the streaming scorer (teacher forward + features + accumulation).
+  3. score: samples/s of the streaming scorer (teacher forward + features + accumulation);
+  4. precision: the pipeline's online attack (fraction 0.5, every 1) with the teacher in float32 against
+     the same in `--amp auto` (bf16 where the CPU has AMX/AVX-512 bf16 or on CUDA);
+  5. refine: offline refinement images/s (kdtrain.refine, batch 256) at a few step counts.
 The teacher is the `cnn` architecture (the calibration teacher's size), either loaded with
 --teacher or trained here for --train-steps steps on Fashion-MNIST so that its boundaries are
 realistic; the student is `cnn-tiny`. Surrogate images are smooth random noise.
@@ -21,8 +24,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from kdtrain import precision
 from kdtrain.attack import AttackConfig, OnlineAttack, attack_batch
 from kdtrain.models import create_model
+from kdtrain.refine import RefineConfig, refine_batch
 from kdtrain.scoring import score_batches
 from kdtrain.teachers import InputSpec, Teacher, load_teacher, model_checkpoint, save_model
 
@@ -176,6 +181,26 @@ def main() -> None:
     secs = time.perf_counter() - start
     out["score_samples_per_s"] = len(xs) / secs
     print(f"score: {len(xs) / secs:.0f} samples/s")
+    dtype = precision.resolve("auto", args.device)
+    fast = Teacher(teacher.model, teacher.spec, 10).to(args.device).set_precision(dtype)
+    hooks = {"float32": OnlineAttack(teacher, AttackConfig(), fraction=0.5, every=1, seed=0),
+             "auto": OnlineAttack(fast, AttackConfig(), fraction=0.5, every=1, seed=0)}
+    times = interleaved(teacher, hooks, args.batch, max(4, args.steps // 2), args.device)
+    ratio = times["float32"][0] / times["auto"][0]
+    out["precision"] = {"auto": precision.describe(dtype, args.device), "attack_step_speedup": ratio}
+    print(f"precision: online attack (fraction 0.5, every 1) float32 {times['float32'][0] * 1000:.0f} ms/step, "
+          f"{precision.describe(dtype, args.device)} {times['auto'][0] * 1000:.0f} ms/step: {ratio:.2f}x")
+
+    xs = smooth_noise(256, gen).to(args.device)
+    out["refine_images_per_s"] = {}
+    for steps in (5, 10, 20):
+        sync(args.device)
+        start = time.perf_counter()
+        refine_batch(teacher, xs, RefineConfig(steps=steps), torch.Generator().manual_seed(0))
+        sync(args.device)
+        rate = len(xs) / (time.perf_counter() - start)
+        out["refine_images_per_s"][steps] = rate
+        print(f"refine: {steps} steps, batch 256: {rate:.0f} images/s")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -8,7 +8,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SCALE   ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test lint demo gpu-check pipeline shards teacher adversarial curated students scores sheets report bench clean
+.PHONY: help install test lint demo gpu-check pipeline shards teacher adversarial refined curated students scores sheets report bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,7 @@ PROFILE ?= full
 ifeq ($(PROFILE),tiny)  # the test suite's smoke run: seconds, numbers meaningless
   N_IMAGES   := 48
   N_ATTACK   := 16
+  N_REFINE   := 32
   PER_CLASS  := 3
   STEPS      := 4
   T_EPOCHS   := 1
@@ -67,6 +68,7 @@ ifeq ($(PROFILE),tiny)  # the test suite's smoke run: seconds, numbers meaningle
 else ifeq ($(PROFILE),demo)
   N_IMAGES   := $(shell echo $$((2000 * $(SCALE))))
   N_ATTACK   := $(shell echo $$((300 * $(SCALE))))
+  N_REFINE   := $(shell echo $$((1000 * $(SCALE))))
   PER_CLASS  := $(shell echo $$((150 * $(SCALE))))
   STEPS      := $(shell echo $$((200 * $(SCALE))))
   T_EPOCHS   := 1
@@ -76,6 +78,7 @@ else ifeq ($(PROFILE),demo)
 else
   N_IMAGES   := $(shell echo $$((20000 * $(SCALE))))
   N_ATTACK   := $(shell echo $$((2000 * $(SCALE))))
+  N_REFINE   := $(shell echo $$((5000 * $(SCALE))))
   PER_CLASS  := $(shell echo $$((1000 * $(SCALE))))
   STEPS      := $(shell echo $$((1500 * $(SCALE))))
   T_EPOCHS   := 4
@@ -84,17 +87,23 @@ else
   REPORT     := docs/RESULTS.md
   NOTES      := --notes docs/RESULTS_NOTES.md
 endif
+# BUDGET=N trains every student N times longer on the same data and teacher, into runs/PROFILE-xN
+# (the budget curve: make pipeline BUDGET=4, BUDGET=16; students resume with --resume across sessions).
+BUDGET ?= 1
+STEPS := $(shell echo $$(($(STEPS) * $(BUDGET))))
 T_ARGS ?= --epochs $(T_EPOCHS)
 DATA_ROOT ?= data
 RUNS_ROOT ?= runs
 D := $(DATA_ROOT)/$(PROFILE)
-R := $(RUNS_ROOT)/$(PROFILE)
-T := $(R)/teacher/teacher.pt
+R := $(RUNS_ROOT)/$(PROFILE)$(if $(filter-out 1,$(BUDGET)),-x$(BUDGET))
+T := $(RUNS_ROOT)/$(PROFILE)/teacher/teacher.pt
 WORKERS ?= 2
 KDGEN   := $(BIN)/kdgen
 KDTRAIN := $(BIN)/kdtrain
 ADV     ?= fraction=0.5,every=1  # the online boundary attack of the *_adv students
-SETS    := original shaders leaves noise shaders_adv leaves_adv noise_adv curated
+SETS    := original shaders leaves noise shaders_adv leaves_adv noise_adv curated \
+           shaders_ref leaves_ref noise_ref shaders_ref_adv leaves_ref_adv noise_ref_adv
+SCORED  := shaders leaves noise shaders_adv leaves_adv noise_adv shaders_ref leaves_ref noise_ref pool_balanced
 .SECONDARY:  # keep the stamp files of pattern rules
 DISTILL := $(KDTRAIN) distill --teacher $(T) --steps $(STEPS) --no-progress $(EVAL_LIMIT)
 SURROGATE := --match-stats  # surrogate images take the teacher's input mean/std (see docs/RESULTS.md)
@@ -118,6 +127,11 @@ $(D)/.%_adv.ready: $(D)/.%.done $(T)
 	$(KDTRAIN) attack --teacher $(T) --shards '$(D)/$*-0*.tar' --n $(N_ATTACK) --out $(D)/$*_adv --overwrite
 	@touch $@
 
+refined: $(D)/.shaders_ref.done $(D)/.leaves_ref.done $(D)/.noise_ref.done  ## teacher-guided refinement of each set
+$(D)/.%_ref.done: $(D)/.%.done $(T)
+	$(KDTRAIN) refine --teacher $(T) --shards '$(D)/$*-0*.tar' --n $(N_REFINE) --out $(D)/$*_ref --overwrite --no-progress
+	@touch $@
+
 curated: $(D)/.pool_balanced.ready  ## class-balanced selection of the shader and leaves pool
 $(D)/.pool_balanced.ready: $(D)/.shaders.done $(D)/.leaves.done $(T)
 	$(KDTRAIN) curate --teacher $(T) --shards '$(D)/shaders-0*.tar' --shards '$(D)/leaves-0*.tar' \
@@ -136,13 +150,13 @@ $(R)/students/%/summary.json: $(D)/.%.done $(T)
 	$(DISTILL) $(SURROGATE) --shards '$(D)/$*-0*.tar' --out $(R)/students/$* --resume
 
 scores: $(R)/scores/score.json  ## score every set against the teacher
-$(R)/scores/score.json: shards adversarial curated
+$(R)/scores/score.json: shards adversarial refined curated
 	$(KDTRAIN) score --teacher $(T) --n $(SCORE_N) --eval fashion-mnist --out $(R)/scores \
-	  $(foreach s,shaders leaves noise shaders_adv leaves_adv noise_adv pool_balanced,--shards '$(s)=$(D)/$(s)-0*.tar')
+	  $(foreach s,$(SCORED),--shards '$(s)=$(D)/$(s)-0*.tar')
 
-sheets: shards adversarial curated
+sheets: shards adversarial refined curated
 	@mkdir -p $(R)/sheets
-	$(foreach s,shaders leaves noise shaders_adv leaves_adv noise_adv pool_balanced,$(KDGEN) preview $(D)/$(s) -o $(R)/sheets/$(s).png --count 36;)
+	$(foreach s,$(SCORED),$(KDGEN) preview $(D)/$(s) -o $(R)/sheets/$(s).png --count 36;)
 
 report: students scores sheets  ## regenerate the results report from the runs' summaries
 	$(KDTRAIN) report --runs $(R) --data $(D) --out $(REPORT) $(NOTES)

@@ -1,0 +1,29 @@
+"""The budget curve: summaries of the same sets at several budgets -> table with ratios, and a figure."""
+
+import json
+
+from kdtrain.budget import collect, plot, table
+
+
+def _summary(root, name, samples, top1):
+    d = root / "students" / name
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"student_top1": top1, "samples_seen": samples}))
+
+
+def test_table_gives_each_set_its_ratio_to_the_original_at_the_same_budget(tmp_path):
+    x1, x4 = tmp_path / "full", tmp_path / "full-x4"
+    _summary(x1, "original", 1000, 0.80)
+    _summary(x1, "shaders", 1000, 0.60)
+    _summary(x4, "original", 4000, 0.90)
+    _summary(x4, "shaders", 4000, 0.81)
+    _summary(x4, "noise", 4000, 0.45)
+    (x4 / "students" / "unfinished").mkdir()
+    curves = collect([x1, x4])
+    assert sorted(curves) == ["noise", "original", "shaders"]
+    rows = table(curves).splitlines()
+    assert rows[0] == "| set | 1,000 samples | 4,000 samples |"
+    assert rows[2] == "| original | 80.0% | 90.0% |"
+    assert rows[3] == "| noise | — | 45.0% (50.0%) |"
+    assert rows[4] == "| shaders | 60.0% (75.0%) | 81.0% (90.0%) |"
+    assert plot(curves, tmp_path / "curve.png").stat().st_size > 1000

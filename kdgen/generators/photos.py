@@ -130,8 +130,8 @@ class Photos(Generator):
             aspect = (w / h) * np.exp(log_ratio[0] + u_ratio * (log_ratio[1] - log_ratio[0]))
             cw, ch = np.sqrt(area * aspect), np.sqrt(area / aspect)
             fit = min(1.0, pw / cw, ph / ch)  # a crop larger than its photo shrinks, keeping its aspect
-            cw, ch = cw * fit, ch * fit
-            x0, y0 = u_x * (pw - cw), u_y * (ph - ch)
+            cw, ch = min(cw * fit, pw), min(ch * fit, ph)  # min: rounding must not leave the photo
+            x0, y0 = u_x * max(pw - cw, 0.0), u_y * max(ph - ch, 0.0)
             box = (float(x0), float(y0), float(x0 + cw), float(y0 + ch))
             # reducing_gap: a large crop is first box-averaged by an integer factor (to 3x the size or more),
             # then filtered: 2.7x faster at 32 px than filtering the whole crop, and nearly as sharp

@@ -17,7 +17,7 @@ $(BIN)/kdgen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,photos]'
 	touch $(BIN)/kdgen
 
 $(FMNIST):
@@ -101,18 +101,19 @@ WORKERS ?= 2
 KDGEN   := $(BIN)/kdgen
 KDTRAIN := $(BIN)/kdtrain
 ADV     ?= fraction=0.5,every=1  # the online boundary attack of the *_adv students
-SETS    := original shaders leaves noise shaders_adv leaves_adv noise_adv curated \
+SETS    := original shaders leaves noise photos shaders_adv leaves_adv noise_adv photos_adv curated \
            shaders_ref leaves_ref noise_ref shaders_ref_adv leaves_ref_adv noise_ref_adv
-SCORED  := shaders leaves noise shaders_adv leaves_adv noise_adv shaders_ref leaves_ref noise_ref pool_balanced
 .SECONDARY:  # keep the stamp files of pattern rules
 DISTILL := $(KDTRAIN) distill --teacher $(T) --steps $(STEPS) --no-progress $(EVAL_LIMIT)
+POOLS   := shaders leaves noise photos shaders_adv leaves_adv noise_adv photos_adv shaders_ref leaves_ref noise_ref \
+           pool_balanced  # scored, sheets
 SURROGATE := --match-stats  # surrogate images take the teacher's input mean/std (see docs/RESULTS.md)
 
 pipeline: install  ## everything, then the report (PROFILE=full|demo, SCALE=N)
 	$(MAKE) --no-print-directory report PROFILE=$(PROFILE) SCALE=$(SCALE)
 	@echo "report: $(REPORT)"
 
-shards: $(D)/.shaders.done $(D)/.leaves.done $(D)/.noise.done  ## the surrogate sets
+shards: $(D)/.shaders.done $(D)/.leaves.done $(D)/.noise.done $(D)/.photos.done  ## the surrogate sets
 
 $(D)/.%.done:
 	$(KDGEN) $* --n $(N_IMAGES) --out $(D) --workers $(WORKERS) --quiet
@@ -122,7 +123,7 @@ teacher: $(T)  ## the Fashion-MNIST teacher (the model owner's model)
 $(T):
 	$(KDTRAIN) teacher --data fashion-mnist $(T_ARGS) --out $(R)/teacher --no-progress
 
-adversarial: $(D)/.shaders_adv.ready $(D)/.leaves_adv.ready $(D)/.noise_adv.ready  ## boundary-attacked sets
+adversarial: $(D)/.shaders_adv.ready $(D)/.leaves_adv.ready $(D)/.noise_adv.ready $(D)/.photos_adv.ready  ## boundary-attacked sets
 $(D)/.%_adv.ready: $(D)/.%.done $(T)
 	$(KDTRAIN) attack --teacher $(T) --shards '$(D)/$*-0*.tar' --n $(N_ATTACK) --out $(D)/$*_adv --overwrite
 	@touch $@
@@ -152,11 +153,11 @@ $(R)/students/%/summary.json: $(D)/.%.done $(T)
 scores: $(R)/scores/score.json  ## score every set against the teacher
 $(R)/scores/score.json: shards adversarial refined curated
 	$(KDTRAIN) score --teacher $(T) --n $(SCORE_N) --eval fashion-mnist --out $(R)/scores \
-	  $(foreach s,$(SCORED),--shards '$(s)=$(D)/$(s)-0*.tar')
+	  $(foreach s,$(POOLS),--shards '$(s)=$(D)/$(s)-0*.tar')
 
 sheets: shards adversarial refined curated
 	@mkdir -p $(R)/sheets
-	$(foreach s,$(SCORED),$(KDGEN) preview $(D)/$(s) -o $(R)/sheets/$(s).png --count 36;)
+	$(foreach s,$(POOLS),$(KDGEN) preview $(D)/$(s) -o $(R)/sheets/$(s).png --count 36;)
 
 report: students scores sheets  ## regenerate the results report from the runs' summaries
 	$(KDTRAIN) report --runs $(R) --data $(D) --out $(REPORT) $(NOTES)

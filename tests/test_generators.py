@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,8 @@ def params_for(name: str, tmp_path, image_folder) -> dict:
 
         files, _, _ = scan_folder(image_folder)
         return {"root": str(image_folder), "files": files}
+    if name == "photos" and importlib.util.find_spec("skimage") is None:
+        pytest.skip("the photos extra (scikit-image) is not installed: pip install -e '.[photos]'")
     return {}
 
 
@@ -149,6 +153,7 @@ PINNED = {
     "images": (1, "e40f6e14e456e31bd9e9474375b26c17ae03939af69bfee14d7549b5e0964ad8"),
     "leaves": (2, "607ad26130cd31a6f218d12493ff0dba0745c190513ad7697dd59bc002516397"),
     "noise": (2, "4037c50885e236094b743b164cc822cdaa63c380320b78bef66c242cfa4f8c59"),
+    "photos": (1, "c65127f1035e3bb40f6150f38e64e5a23a99f27d3be6845ffcf125ac6a4b83c6"),
     "shaders": (1, "45092989ae63541b360777903ee7e60e77d3a155e434a732e5d32015557ddea8"),
 }
 

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SETS = ["original", "shaders", "leaves", "noise", "shaders_adv", "leaves_adv", "noise_adv", "curated"]
+SETS = ["original", "shaders", "leaves", "noise", "photos", "shaders_adv", "leaves_adv", "noise_adv", "photos_adv",
+        "curated"]
 
 
 def test_tiny_pipeline_end_to_end(tmp_path):
@@ -21,7 +22,8 @@ def test_tiny_pipeline_end_to_end(tmp_path):
                     "kdtrain score", "kdgen preview", "kdtrain report"):
         assert command in result.stdout
     d, r = data / "tiny", runs / "tiny"
-    for name in ("shaders", "leaves", "noise", "shaders_adv", "leaves_adv", "noise_adv", "pool_balanced"):
+    for name in ("shaders", "leaves", "noise", "photos", "shaders_adv", "leaves_adv", "noise_adv", "photos_adv",
+                 "pool_balanced"):
         meta = json.loads((d / f"{name}-manifest.json").read_text())
         assert meta["num_samples"] > 0 and (d / sorted(meta["shards"])[0]).exists()
         assert (r / "sheets" / f"{name}.png").exists()

@@ -1,3 +1,3 @@
 """Built-in generators; importing this package registers each one."""
 
-from . import images, leaves, noise, shaders  # noqa: F401
+from . import images, leaves, noise, photos, shaders  # noqa: F401

@@ -142,4 +142,4 @@ sheets: shards adversarial curated
 	$(foreach s,shaders leaves noise shaders_adv leaves_adv noise_adv pool_balanced,$(KDGEN) preview $(D)/$(s) -o $(R)/sheets/$(s).png --count 36;)
 
 report: students scores sheets  ## regenerate the results report from the runs' summaries
-	$(KDTRAIN) report --runs $(R) --data $(D) --out $(REPORT) $(NOTES)
+	$(KDTRAIN) report --config pipeline.yaml --runs $(R) --data $(D) --out $(REPORT) $(NOTES)

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from kdgen.clitools import OneLineErrorGroup
+from kdgen.clitools import OneLineErrorGroup, command_line
 from kdgen.settings import dataclass_options
 from kdtrain import __version__, cli_quality, cli_report
 from kdtrain.config import DistillConfig
@@ -42,7 +42,7 @@ def teacher(**kw):
 
     if not kw["data"]:
         raise click.UsageError("--data is required (e.g. --data fashion-mnist)")
-    _report(train_teacher(DistillConfig(**kw)))
+    _report(train_teacher(DistillConfig(**kw), command=command_line()))
 
 
 @cli.command()
@@ -56,7 +56,7 @@ def distill(**kw):
     if not kw["teacher"]:
         raise click.UsageError("--teacher is required")
     kw["shards"] = list(kw["shards"])
-    _report(run(DistillConfig(**kw)))
+    _report(run(DistillConfig(**kw), command=command_line()))
 
 
 def _report(summary: dict) -> None:

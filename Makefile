@@ -160,4 +160,4 @@ sheets: shards adversarial refined curated
 	$(foreach s,$(POOLS),$(KDGEN) preview $(D)/$(s) -o $(R)/sheets/$(s).png --count 36;)
 
 report: students scores sheets  ## regenerate the results report from the runs' summaries
-	$(KDTRAIN) report --runs $(R) --data $(D) --out $(REPORT) $(NOTES)
+	$(KDTRAIN) report --config pipeline.yaml --runs $(R) --data $(D) --out $(REPORT) $(NOTES)

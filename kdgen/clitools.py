@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 import click
@@ -63,5 +64,8 @@ def launcher_rank() -> tuple[int, int]:
 
 
 def command_line() -> str:
-    """The command as typed, for manifests and run configs."""
-    return " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])
+    """The command as typed, for manifests and run configs (`python -m kdtrain` and torchrun name the package)."""
+    prog = os.path.basename(sys.argv[0])
+    if prog == "__main__.py":
+        prog = os.path.basename(os.path.dirname(os.path.abspath(sys.argv[0])))
+    return " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]])

@@ -38,7 +38,9 @@ class Generator:
 
     name: ClassVar[str]
     help: ClassVar[str] = ""
-    # click options specific to this generator; their values arrive as keyword params.
+    # click options specific to this generator; their values arrive as keyword params. Declare them once
+    # as a dataclass of kdgen.settings knobs (`Options`) and generate them: [dataclass_options(Options)].
+    Options: ClassVar[type | None] = None
     options: ClassVar[list] = []
     # samples per render() call (one task for a worker); batching generators raise it.
     batch: ClassVar[int] = 64

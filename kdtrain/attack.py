@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kdgen.settings import knob, parse_key_values
 from kdtrain.errors import KDError
 
 TARGET_MODES = ("uniform", "least-predicted", "proportional")
@@ -26,18 +26,22 @@ STAGES = ("pre", "post", "deep-pre", "deep-post")
 
 @dataclass(frozen=True)
 class AttackConfig:
+    # Every field is also a flag of `kdtrain attack`/`curate` and a key of distill's --adv (kdgen.settings).
     # L-inf radius around the source, in pixel units. Surrogate images sit far from the data
     # manifold, so the budget is far larger than the usual 8/255 of robustness work: on smooth-noise
     # images and a Fashion-MNIST CNN, 10 steps crossed 49% of sources at 32/255 (step 2/255) and
     # 93% at 64/255 (step 8/255), in 4.9 steps on average (bench/bench_attack.py setting).
-    eps: float = 64 / 255
-    step: float = 8 / 255  # initial sign-gradient step, pixel units
-    max_steps: int = 10  # border-attack iterations; samples not crossed by then are dropped
-    target: str = "uniform"  # one of TARGET_MODES
-    bold_driver: bool = True  # per-sample step x1.1 while not crossed, halve + revert if crossed too confidently
-    confidence: float = 0.9  # bold driver: a crossing at or above this max-softmax is undone
-    deeper_steps: int = 3  # sign steps of the deeper attack toward each sample's current class
-    stages: tuple[str, ...] = field(default=STAGES)  # which outputs to keep (subset of STAGES)
+    eps: float = knob(64 / 255, "L-inf radius around the source, pixel units (0..1).", show="64/255")
+    step: float = knob(8 / 255, "Initial sign-gradient step, pixel units.", show="8/255")
+    max_steps: int = knob(10, "Border-attack iterations; samples not crossed by then are dropped.")
+    target: str = knob("uniform", "How each sample's target class is chosen: uniform, least-predicted or "
+                                  "proportional.")
+    bold_driver: bool = knob(True, "Bold driver: per-sample step x1.1 while not crossed, halved and reverted "
+                                   "if crossed too confidently.")
+    confidence: float = knob(0.9, "Bold driver: a crossing at or above this max-softmax is undone and the step "
+                                  "halved.")
+    deeper_steps: int = knob(3, "Steps of the deeper attack toward each sample's current class (0: none).")
+    stages: tuple[str, ...] = knob(STAGES, "Outputs kept per source, comma-separated (joined by + in --adv).")
 
     def validate(self) -> AttackConfig:
         if not 0 < self.eps <= 1:
@@ -391,8 +395,8 @@ class OnlineAttack:
 
 # Settings of the online hook in the trainer's config (DistillConfig): `adv` switches it on ("on", or
 # "key=value,..." as online_from_string takes); optional `adv_<key>` fields override single keys.
-ONLINE_KEYS = ("fraction", "every", "eps", "step", "max_steps", "deeper_steps", "target", "confidence",
-               "bold_driver", "stages")
+ONLINE = {"fraction": float, "every": int}  # OnlineAttack's own keys; the others are AttackConfig fields
+ONLINE_KEYS = (*ONLINE, *AttackConfig.__dataclass_fields__)
 
 
 def make_batch_hook(config, teacher):
@@ -410,39 +414,8 @@ def online_from_string(teacher, text: str, seed: int = 0, rank: int = 0) -> Onli
     """OnlineAttack from a compact option string, for a single CLI flag such as distill's --adv:
     `on` (defaults) or `fraction=0.5,every=4,eps=64/255,step=8/255,max-steps=10,target=uniform,...`
     (keys: ONLINE_KEYS, - or _ alike; stages joined by +). Later keys win."""
-    online, fields = {}, {}
-    for item in [t.strip() for t in text.split(",") if t.strip() and t.strip() != "on"]:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep:
-            raise KDError(f"attack option {item!r} is not key=value")
-        if key not in ONLINE_KEYS:
-            raise KDError(f"unknown attack option {key!r}; use {', '.join(ONLINE_KEYS)}")
-        value = value.strip()
-        try:
-            if key in ("fraction", "eps", "step", "confidence"):
-                val = float(Fraction(value))
-            elif key in ("every", "max_steps", "deeper_steps"):
-                val = int(value)
-            elif key == "bold_driver":
-                val = value.lower() in ("1", "true", "yes", "on")
-            elif key == "stages":
-                val = tuple(v for v in value.replace("+", " ").split() if v)
-            else:
-                val = value
-        except (ValueError, ZeroDivisionError):
-            raise KDError(f"attack option {item!r}: bad value") from None
-        (online if key in ("fraction", "every") else fields)[key] = val
-    return OnlineAttack(teacher, config_from_options(**fields), seed=seed, rank=rank, **online)
-
-
-def config_from_options(**opts) -> AttackConfig:
-    """AttackConfig from CLI-style keyword options; None values keep the defaults."""
-    cfg = AttackConfig()
-    given = {k: v for k, v in opts.items() if v is not None}
-    if "stages" in given and isinstance(given["stages"], str):
-        given["stages"] = tuple(s.strip() for s in given["stages"].split(",") if s.strip())
-    return replace(cfg, **given).validate()
+    given, online = parse_key_values(text, AttackConfig, ONLINE, what="attack", error=KDError)
+    return OnlineAttack(teacher, replace(AttackConfig(), **given), seed=seed, rank=rank, **online)
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:

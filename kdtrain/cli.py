@@ -4,13 +4,11 @@ quality commands that kdtrain.cli_quality registers. Flags are generated from Di
 from __future__ import annotations
 
 import json
-import types
-import typing
-from dataclasses import MISSING, fields
 
 import click
 
-from kdgen.clitools import OneLineErrorGroup
+from kdgen.clitools import OneLineErrorGroup, command_line
+from kdgen.settings import dataclass_options
 from kdtrain import __version__, cli_quality, cli_report
 from kdtrain.config import DistillConfig
 
@@ -25,44 +23,9 @@ TEACHER_DEFAULTS = {"student": "resnet8", "preset": "crop-flip", "out": "runs/te
 RENAME = {"teacher": {"student": "arch"}}
 
 
-def _floats(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return [float(v) for v in value.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
-
-
 def config_options(command: str, only=None, defaults=None):
     """Decorator adding one click option per DistillConfig field (help text from the field)."""
-    hints = typing.get_type_hints(DistillConfig)
-    defaults = defaults or {}
-
-    def deco(f):
-        for fld in reversed(fields(DistillConfig)):
-            if only is not None and fld.name not in only:
-                continue
-            flag = RENAME.get(command, {}).get(fld.name, fld.name).replace("_", "-")
-            default = defaults.get(fld.name, fld.default if fld.default is not MISSING else fld.default_factory())
-            tp = hints[fld.name]
-            args = typing.get_args(tp) if isinstance(tp, types.UnionType) else ()
-            base = next((a for a in args if a is not type(None)), tp)
-            kw = {"help": fld.metadata.get("help", ""), "show_default": default not in (None, [])}
-            if base is bool:
-                decl = [f"--{flag}/--no-{flag}"]
-                kw["default"] = default
-            elif typing.get_origin(base) is list and typing.get_args(base)[0] is float:
-                decl, kw["callback"], kw["default"] = [f"--{flag}"], _floats, None
-                kw["metavar"] = "W1,W2,.."
-            elif typing.get_origin(base) is list:
-                decl, kw["multiple"], kw["default"] = [f"--{flag}"], True, default
-            else:
-                decl, kw["type"], kw["default"] = [f"--{flag}"], base, default
-            f = click.option(*decl, fld.name, **kw)(f)
-        return f
-
-    return deco
+    return dataclass_options(DistillConfig, only=only, overrides=defaults, rename=RENAME.get(command))
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -79,7 +42,7 @@ def teacher(**kw):
 
     if not kw["data"]:
         raise click.UsageError("--data is required (e.g. --data fashion-mnist)")
-    _report(train_teacher(DistillConfig(**kw)))
+    _report(train_teacher(DistillConfig(**kw), command=command_line()))
 
 
 @cli.command()
@@ -93,7 +56,7 @@ def distill(**kw):
     if not kw["teacher"]:
         raise click.UsageError("--teacher is required")
     kw["shards"] = list(kw["shards"])
-    _report(run(DistillConfig(**kw)))
+    _report(run(DistillConfig(**kw), command=command_line()))
 
 
 def _report(summary: dict) -> None:

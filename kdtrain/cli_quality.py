@@ -9,27 +9,12 @@ from __future__ import annotations
 import json
 import re
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import click
 
 from kdtrain import cli_teacher
 from kdtrain.errors import KDError
-
-
-class PixelType(click.ParamType):
-    """A pixel-space amount: `0.0314` or `8/255`."""
-
-    name = "PIXELS"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            return value
-        try:
-            return float(Fraction(str(value).strip()))
-        except (ValueError, ZeroDivisionError):
-            self.fail(f"{value!r} is not a number; use e.g. 0.03 or 8/255", param, ctx)
 
 
 def _options(opts):
@@ -55,22 +40,13 @@ teacher_options = _options([
                  help="Teacher precision: auto (bf16 on CUDA and on CPUs with AMX/AVX-512 bf16), bf16, fp16, off."),
 ])
 
-attack_options = _options([
-    click.option("--eps", type=PixelType(), default="64/255", show_default=True,
-                 help="L-inf radius around the source, pixel units (0..1)."),
-    click.option("--step", type=PixelType(), default="8/255", show_default=True, help="Initial step, pixel units."),
-    click.option("--max-steps", type=int, default=10, show_default=True,
-                 help="Border-attack iterations; samples not crossed by then are dropped."),
-    click.option("--target", default="uniform", show_default=True,
-                 help="How each sample's target class is chosen: uniform, least-predicted or proportional."),
-    click.option("--confidence", type=float, default=0.9, show_default=True,
-                 help="Bold driver: a crossing at or above this max-softmax is undone and the step halved."),
-    click.option("--bold-driver/--no-bold-driver", default=True, show_default=True),
-    click.option("--deeper-steps", type=int, default=3, show_default=True,
-                 help="Steps of the deeper attack toward each sample's current class (0: none)."),
-    click.option("--stages", default="pre,post,deep-pre,deep-post", show_default=True,
-                 help="Outputs kept per source, comma-separated."),
-])
+def attack_options(fn):
+    """One option per AttackConfig field (its help from the field), as distill's --adv takes them as keys."""
+    from kdgen.settings import dataclass_options
+    from kdtrain.attack import AttackConfig
+
+    return dataclass_options(AttackConfig)(fn)
+
 
 writer_options = _options([
     click.option("--out", required=True, type=click.Path(path_type=Path),
@@ -94,11 +70,11 @@ def _check(o: dict) -> None:
 
 
 def _attack_config(o: dict):
-    from kdtrain.attack import config_from_options
+    from dataclasses import fields
 
-    return config_from_options(eps=o["eps"], step=o["step"], max_steps=o["max_steps"], target=o["target"],
-                               confidence=o["confidence"], bold_driver=o["bold_driver"],
-                               deeper_steps=o["deeper_steps"], stages=o["stages"])
+    from kdtrain.attack import AttackConfig
+
+    return AttackConfig(**{f.name: o[f.name] for f in fields(AttackConfig)}).validate()
 
 
 def _device(name: str) -> str:
@@ -217,15 +193,10 @@ def _refine_cmd(o):
 
 def _refine_options():
     """One click option per RefineConfig field (its help from the field), plus --match-stats."""
-    from dataclasses import MISSING, fields
-
+    from kdgen.settings import dataclass_options
     from kdtrain.refine import RefineConfig
 
-    opts = []
-    for f in fields(RefineConfig):
-        default = f.default if f.default is not MISSING else None
-        opts.append(click.option(f"--{f.name.replace('_', '-')}", f.name, type=type(default), default=default,
-                                 show_default=True, help=f.metadata.get("help", "")))
+    opts = [dataclass_options(RefineConfig)]
     opts.append(click.option("--match-stats/--no-match-stats", default=True, show_default=True,
                              help="First give each source image the teacher's input mean/std (as distill does)."))
     opts.append(click.option("--progress/--no-progress", default=True, show_default=True))

@@ -1,4 +1,5 @@
-"""`kdtrain report`: regenerate the results report of a pipeline run from its summary files."""
+"""`kdtrain report`: regenerate the results report of a pipeline run from its summary files and the
+experiment's report config (pipeline.yaml beside the Makefile)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from pathlib import Path
 import click
 
 
-def report_cmd(runs: Path, data: Path, out: Path, title: str, notes: Path | None) -> None:
+def report_cmd(runs: Path, data: Path, out: Path, config: Path | None, title: str | None, notes: Path | None) -> None:
     """Write the results report (table, figures, targets, commands) of a pipeline run."""
     from kdtrain.errors import KDError
-    from kdtrain.report import write_report
+    from kdtrain.report import load_config, write_report
 
     if notes is not None and not notes.exists():
         raise KDError(f"--notes {notes}: no such file")
-    click.echo(write_report(runs, data, out, title, notes))
+    click.echo(write_report(runs, data, out, title, notes, load_config(config)))
 
 
 def _options() -> list:
@@ -26,7 +27,10 @@ def _options() -> list:
                      help="Folder of the surrogate sets' shards and manifests, e.g. data/full."),
         click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
                      help="Markdown file to write; figures go to OUT's stem + '_files/' beside it."),
-        click.option("--title", default="Results: distillation with surrogate data", show_default=True),
+        click.option("--config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="The experiment: set order, aliases, reference set, targets, paper comparison (YAML, "
+                          "e.g. pipeline.yaml) [default: sets by name, no targets]."),
+        click.option("--title", default=None, help="Page title [default: the config's]."),
         click.option("--notes", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      help="Markdown included verbatim at the end [default: RUNS/NOTES.md if present]."),
     ]

@@ -8,16 +8,10 @@ Other modules may add fields (e.g. the attack's `adv_*`): they get CLI flags aut
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
+from kdgen.settings import knob  # a field with its help: the CLI flags are generated from these
 from kdtrain.errors import KDError
-
-
-def knob(default, help: str, **meta):
-    """A config field with its help text (the CLI flag's help, and the comment in the docs)."""
-    if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata={"help": help, **meta})
-    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The trainer: distil a teacher into a student (or, with no teacher, train on labels), with exact resume.
 
-`distill(config)` is the plain function the CLI calls. One train step: uint8 batch -> device, float
-[0,1] -> mixup -> `batch_hook(batch, step)` (identity unless the attack plugs in) -> the teacher labels
+`distill(config)` is the plain function the CLI calls. `Run.__init__` composes the `build_*` functions
+(teacher, data, student, optimiser and schedule, augmentation, evaluator; the batch hook from
+`default_batch_hook`), `Run.train` is the loop, `Run.train_step` one step: uint8 batch -> device, float
+[0,1] -> mixup -> `batch_hook(batch, step)` (identity unless --refine or --adv plug in) -> the teacher labels
 the final images -> student loss -> optimiser and per-step cosine schedule.
 """
 
@@ -85,87 +87,207 @@ def cosine_with_warmup(total: int, warmup: int, min_ratio: float) -> Callable[[i
     return f
 
 
-def distill(config: DistillConfig, batch_hook: BatchHook | None = None) -> dict:
-    """Run (or resume) a training run described by `config`; returns the summary (also summary.json)."""
+def distill(config: DistillConfig, batch_hook: BatchHook | None = None, command: str | None = None) -> dict:
+    """Run (or resume) a training run described by `config`; returns the summary (also summary.json).
+    `command`: the command line that started it, stored in the run's config.yaml."""
     try:
-        return Run(config, batch_hook).train()
+        return Run(config, batch_hook, command).train()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def train_teacher(config: DistillConfig) -> dict:
+def train_teacher(config: DistillConfig, command: str | None = None) -> dict:
     """Train a model on labelled data with cross-entropy (what `kdtrain teacher` runs)."""
     if config.teacher:
         raise KDError("train_teacher takes no teacher")
-    return distill(config)
+    return distill(config, command=command)
+
+
+# ------------------------------------------------------------------------------------------- building
+# Each piece of a run from the config, in the order Run.__init__ composes them (the order matters for a
+# fresh run's random streams: the student is initialised right after torch.manual_seed(seed)).
+
+def check_out(cfg: DistillConfig, out: Path) -> dict | None:
+    """The checkpoint to resume from (None: start fresh); refuses to mix two runs in one folder."""
+    last = out / "last.pt"
+    if cfg.resume:
+        if not last.exists():
+            if (out / "summary.json").exists():
+                raise KDError(f"{out} holds a finished run without a checkpoint")
+            return None  # nothing to resume yet: start fresh (lets a launcher always pass --resume)
+        state = checkpoint.load(last)
+        diff = [k for k, v in cfg.to_dict().items()
+                if k not in DistillConfig.RUNTIME_ONLY and state["config"].get(k) != v]
+        if diff:
+            raise KDError(f"--resume with a different config than {last}: {', '.join(diff)}")
+        return state
+    if last.exists() or (out / "summary.json").exists():
+        raise KDError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    return None
+
+
+def build_teacher(cfg: DistillConfig, device: torch.device) -> Teacher | None:
+    teacher = load_teacher(cfg.teacher, device, cfg.teacher_arch, cfg.teacher_spec) if cfg.teacher else None
+    if bool(cfg.shards) == bool(cfg.data):
+        raise KDError("give either --shards (surrogate data) or --data (real labelled data)")
+    if teacher is None and not cfg.data:
+        raise KDError("training without a teacher needs labelled --data")
+    return teacher
+
+
+@dataclasses.dataclass
+class TrainData:
+    """What the run trains on: the sample source, the input spec and classes, the step budget, the test set."""
+
+    source: ShardSource | TensorSource
+    spec: InputSpec
+    class_names: list[str]
+    samples_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    eval_set: LabelledSet | None
+
+
+def build_data(cfg: DistillConfig, teacher: Teacher | None, world: int) -> TrainData:
+    """Real labelled --data or surrogate --shards, at the teacher's spec (or the data's, without a teacher)."""
+    train_set = load_labelled(cfg.data, train=True) if cfg.data else None
+    spec: InputSpec = teacher.spec if teacher else train_set.spec
+    class_names = teacher.class_names if teacher else train_set.class_names
+    if train_set is not None:
+        _check_classes(train_set, class_names, "--data")
+        source, n_data = TensorSource(train_set.dataset), len(train_set)
+    else:
+        sets = [expand_patterns([p]) for p in cfg.shards]
+        for p, urls in zip(cfg.shards, sets, strict=True):
+            check_shards(urls, p)
+        source = ShardSource(sets, cfg.weights, cfg.shuffle_buffer)
+        n_data = sum(count_samples(u) for u in sets)
+    samples_per_epoch = cfg.samples_per_epoch or n_data
+    steps_per_epoch = samples_per_epoch // (cfg.batch_size * world)
+    if steps_per_epoch < 1:
+        raise KDError(f"{samples_per_epoch} samples per epoch are less than one batch of "
+                      f"{cfg.batch_size} x {world} processes")
+    eval_set = build_eval_set(cfg, train_set, teacher)
+    if eval_set is not None:
+        _check_classes(eval_set, class_names, "--eval")
+    return TrainData(source, spec, class_names, samples_per_epoch, steps_per_epoch,
+                     cfg.steps or cfg.epochs * steps_per_epoch, eval_set)
+
+
+def build_eval_set(cfg: DistillConfig, train_set: LabelledSet | None, teacher: Teacher | None) -> LabelledSet | None:
+    src = cfg.eval
+    if src is not None and src.lower() in ("none", ""):
+        return None
+    if src is None:
+        src = cfg.data if train_set is not None else getattr(teacher, "data", None)
+        if src is None or (src.lower() not in NAMED_DATASETS and not Path(src).is_dir()):
+            return None
+    return load_labelled(src, train=False)
+
+
+def build_student(cfg: DistillConfig, data: TrainData) -> tuple[str, torch.nn.Module]:
+    """(architecture name, model): a registered model, or initialised from a model file (kdtrain checkpoint)."""
+    name, n = cfg.student, len(data.class_names)
+    if Path(name).is_file():
+        init = load_teacher(name)
+        if init.num_classes != n:
+            raise KDError(f"student {name} has {init.num_classes} classes, the teacher {n}")
+        if init.spec.channels != data.spec.channels:
+            raise KDError(f"student {name} takes {init.spec.channels} channels, the teacher {data.spec.channels}")
+        model = init.model.train()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return init.arch, model
+    return name, create_model(name, n, data.spec.channels)
+
+
+def build_optimizer(cfg: DistillConfig, student: torch.nn.Module, total_steps: int, amp_dtype):
+    """(optimiser, per-step cosine schedule with warm-up, grad scaler for fp16)."""
+    decay = [p for p in student.parameters() if p.ndim > 1]
+    no_decay = [p for p in student.parameters() if p.ndim <= 1]  # no weight decay on BN and biases
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    else:
+        raise KDError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
+    warm = int(cfg.warmup * total_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, cosine_with_warmup(total_steps, warm, cfg.min_lr / cfg.lr if cfg.lr else 0.0))
+    return opt, sched, torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+
+def build_augmentation(cfg: DistillConfig, spec: InputSpec):
+    """(the loader's batch preset, mixup on or off); --match-stats before augmentation wraps the preset."""
+    preset = build_preset(cfg.preset, min(spec.height, spec.width), cfg.ra_n, cfg.ra_m, cfg.jitter)
+    if cfg.match_stats_stage not in ("before", "after"):
+        raise KDError(f"--match-stats-stage {cfg.match_stats_stage!r}: use before or after")
+    if cfg.match_stats and cfg.match_stats_stage == "before":  # in the loader, ahead of augmentation
+        preset = MatchStats(preset, spec.mean, spec.std)
+    return preset, preset.mixup if cfg.mixup is None else cfg.mixup
+
+
+def build_evaluator(cfg: DistillConfig, data: TrainData, device: torch.device, amp_dtype) -> Evaluator | None:
+    if data.eval_set is None:
+        return None
+    return Evaluator(data.eval_set, data.spec, device, cfg.batch_size * 2, cfg.eval_limit, amp_dtype,
+                     cfg.channels_last)
+
+
+class Window:
+    """Mean losses and samples/s of the steps since the last training log row."""
+
+    def __init__(self):
+        self.t, self.n, self.steps, self.sums = time.time(), 0, 0, {}
+
+    def add(self, parts: dict, n: int) -> None:
+        self.steps, self.n = self.steps + 1, self.n + n
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0) + v
+
+    def pause(self, seconds: float) -> None:
+        self.t += seconds
+
+    def take(self) -> dict:
+        out = {"losses": {k: float(v) / self.steps for k, v in self.sums.items()},
+               "rate": self.n / max(1e-9, time.time() - self.t)}
+        self.__init__()
+        return out
 
 
 class Run:
-    """One training run: everything is validated before the run folder is made."""
+    """One training run: everything is built (and validated) before the run folder is made."""
 
-    def __init__(self, config: DistillConfig, batch_hook: BatchHook | None):
+    def __init__(self, config: DistillConfig, batch_hook: BatchHook | None, command: str | None = None):
         self.cfg = cfg = dataclasses.replace(config)  # resolved in place below; the caller's copy stays as given
+        self.command = command
         self.rank, self.world, self.device = _setup_distributed(cfg.device)
-        cuda = self.device.type == "cuda"
         self.main = self.rank == 0
         self.out = Path(cfg.out)
-        self.cfg.workers = cfg.resolved_workers()
+        cfg.workers = cfg.resolved_workers()
         torch.set_num_threads(cfg.resolved_threads())  # oversubscribed cores stall torch's thread pool badly
-        state = self._check_out()
+        state = check_out(cfg, self.out)
 
-        # teacher, training data, spec, classes
-        self.teacher = None
-        if cfg.teacher:
-            self.teacher = load_teacher(cfg.teacher, self.device, cfg.teacher_arch, cfg.teacher_spec)
-        if bool(cfg.shards) == bool(cfg.data):
-            raise KDError("give either --shards (surrogate data) or --data (real labelled data)")
-        if self.teacher is None and not cfg.data:
-            raise KDError("training without a teacher needs labelled --data")
-        train_set = load_labelled(cfg.data, train=True) if cfg.data else None
-        self.spec: InputSpec = self.teacher.spec if self.teacher else train_set.spec
-        self.class_names = self.teacher.class_names if self.teacher else train_set.class_names
-        if train_set is not None:
-            _check_classes(train_set, self.class_names, "--data")
-            self.source, n_data = TensorSource(train_set.dataset), len(train_set)
-        else:
-            sets = [expand_patterns([p]) for p in cfg.shards]
-            for p, urls in zip(cfg.shards, sets, strict=True):
-                check_shards(urls, p)
-            self.source = ShardSource(sets, cfg.weights, cfg.shuffle_buffer)
-            n_data = sum(count_samples(u) for u in sets)
-        self.samples_per_epoch = cfg.samples_per_epoch or n_data
-        self.steps_per_epoch = self.samples_per_epoch // (cfg.batch_size * self.world)
-        if self.steps_per_epoch < 1:
-            raise KDError(f"{self.samples_per_epoch} samples per epoch are less than one batch of "
-                          f"{cfg.batch_size} x {self.world} processes")
-        self.total_steps = cfg.steps or cfg.epochs * self.steps_per_epoch
-        self.eval_set = self._eval_set(train_set)
-        if self.eval_set is not None:
-            _check_classes(self.eval_set, self.class_names, "--eval")
+        self.teacher = build_teacher(cfg, self.device)
+        data = build_data(cfg, self.teacher, self.world)
+        self.source, self.spec, self.class_names = data.source, data.spec, data.class_names
+        self.samples_per_epoch, self.steps_per_epoch = data.samples_per_epoch, data.steps_per_epoch
+        self.total_steps = data.total_steps
 
-        # student
         torch.manual_seed(cfg.seed)
-        self.arch, self.student = self._build_student()
+        self.arch, self.student = build_student(cfg, data)
         self.student.to(self.device)
         if cfg.channels_last:  # faster convolutions on CUDA and with oneDNN on CPU (1.4x for resnet8 here)
             self.student.to(memory_format=torch.channels_last)
             if self.teacher:
                 self.teacher.model.to(memory_format=torch.channels_last)
-        self.opt = self._optimizer()
-        warm = int(cfg.warmup * self.total_steps)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, cosine_with_warmup(self.total_steps, warm, cfg.min_lr / cfg.lr if cfg.lr else 0.0))
         self.amp_dtype = precision.resolve(cfg.amp, self.device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.opt, self.sched, self.scaler = build_optimizer(cfg, self.student, self.total_steps, self.amp_dtype)
         if self.teacher:
             self.teacher.set_precision(self.amp_dtype)
-        self.preset = build_preset(cfg.preset, min(self.spec.height, self.spec.width), cfg.ra_n, cfg.ra_m, cfg.jitter)
-        if cfg.match_stats_stage not in ("before", "after"):
-            raise KDError(f"--match-stats-stage {cfg.match_stats_stage!r}: use before or after")
-        if cfg.match_stats and cfg.match_stats_stage == "before":  # in the loader, ahead of augmentation
-            self.preset = MatchStats(self.preset, self.spec.mean, self.spec.std)
-        self.mixup = self.preset.mixup if cfg.mixup is None else cfg.mixup
+        self.preset, self.mixup = build_augmentation(cfg, self.spec)
         self.mean = torch.tensor(self.spec.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.spec.std, device=self.device).view(1, -1, 1, 1)
         self.batch_hook = batch_hook or default_batch_hook(cfg, self.teacher)
@@ -181,68 +303,12 @@ class Run:
         self.model = self.student
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
-                self.student, device_ids=[self.device.index] if cuda else None)
+                self.student, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
             self.model = torch.compile(self.model)
             if self.teacher:
                 self.teacher.model = torch.compile(self.teacher.model)
-        self.evaluator = Evaluator(self.eval_set, self.spec, self.device, cfg.batch_size * 2, cfg.eval_limit,
-                                   self.amp_dtype, cfg.channels_last) if self.eval_set is not None else None
-
-    # ------------------------------------------------------------------------------------------ setup
-
-    def _check_out(self) -> dict | None:
-        last = self.out / "last.pt"
-        if self.cfg.resume:
-            if not last.exists():
-                if (self.out / "summary.json").exists():
-                    raise KDError(f"{self.out} holds a finished run without a checkpoint")
-                return None  # nothing to resume yet: start fresh (lets a launcher always pass --resume)
-            state = checkpoint.load(last)
-            diff = [k for k, v in self.cfg.to_dict().items()
-                    if k not in DistillConfig.RUNTIME_ONLY and state["config"].get(k) != v]
-            if diff:
-                raise KDError(f"--resume with a different config than {last}: {', '.join(diff)}")
-            return state
-        if last.exists() or (self.out / "summary.json").exists():
-            raise KDError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
-        return None
-
-    def _eval_set(self, train_set: LabelledSet | None) -> LabelledSet | None:
-        src = self.cfg.eval
-        if src is not None and src.lower() in ("none", ""):
-            return None
-        if src is None:
-            src = self.cfg.data if train_set is not None else getattr(self.teacher, "data", None)
-            if src is None or (src.lower() not in NAMED_DATASETS and not Path(src).is_dir()):
-                return None
-        return load_labelled(src, train=False)
-
-    def _build_student(self):
-        name = self.cfg.student
-        n = len(self.class_names)
-        if Path(name).is_file():  # initialise from a model file (kdtrain checkpoint)
-            init = load_teacher(name)
-            if init.num_classes != n:
-                raise KDError(f"student {name} has {init.num_classes} classes, the teacher {n}")
-            if init.spec.channels != self.spec.channels:
-                raise KDError(f"student {name} takes {init.spec.channels} channels, the teacher {self.spec.channels}")
-            model = init.model.train()
-            for p in model.parameters():
-                p.requires_grad_(True)
-            return init.arch, model
-        return name, create_model(name, n, self.spec.channels)
-
-    def _optimizer(self) -> torch.optim.Optimizer:
-        c = self.cfg
-        decay = [p for p in self.student.parameters() if p.ndim > 1]
-        no_decay = [p for p in self.student.parameters() if p.ndim <= 1]  # no weight decay on BN and biases
-        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        if c.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0)
-        if c.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=c.lr)
-        raise KDError(f"unknown optimizer {c.optimizer!r}; use sgd or adamw")
+        self.evaluator = build_evaluator(cfg, data, self.device, self.amp_dtype)
 
     def _restore(self, s: dict) -> None:
         self.student.load_state_dict(s["model"])
@@ -258,10 +324,11 @@ class Run:
     # --------------------------------------------------------------------------------------- training
 
     def train(self) -> dict:
+        """The loop: one step per batch; a log row every log_every steps; eval at epoch ends; checkpoints."""
         cfg = self.cfg
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_yaml(self.out / "config.yaml", cfg.to_dict())
+            write_yaml(self.out / "config.yaml", {"command": self.command, **cfg.to_dict()})
         log = RunLog(self.out if self.main else None, self.total_steps, self.step, cfg.tensorboard, cfg.progress)
         log.message(f"precision: {precision.describe(self.amp_dtype, self.device)}")
         t_start, last_ckpt = time.time(), time.time()
@@ -269,7 +336,7 @@ class Run:
         loader = make_train_loader(self.source, self.spec, self.preset, cfg.batch_size, self.steps_per_epoch,
                                    self.total_steps, self.step, cfg.seed, self.rank, self.world, cfg.workers,
                                    pin_memory=self.device.type == "cuda")
-        window_t, window_n, window_steps, loss_sum = time.time(), 0, 0, None
+        window = Window()
         t_prev = time.time()
         try:
             for batch in loader:
@@ -277,25 +344,13 @@ class Run:
                     raise RuntimeError(f"loader out of order: got batch {batch['step']}, expected {self.step}")
                 parts = self.train_step(batch, self.step)
                 self.train_s += time.time() - t_prev  # loader wait + step; evaluation and saving excluded
-                self.step += 1
-                window_steps += 1
-                n = len(batch["images"]) * self.world
-                self.samples_seen += n
-                window_n += n
-                for k, v in batch["problems"].items():
-                    self.problems[k] = self.problems.get(k, 0) + v
-                self.shards_seen.update(os.path.basename(u) for u in set(batch["urls"]) if u)
-                loss_sum = {k: (loss_sum or {}).get(k, 0) + parts.get(k, 0) for k in {*parts, *(loss_sum or {})}}
+                self._count(batch)
+                window.add(parts, len(batch["images"]) * self.world)
                 log.progress(1, {})
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                    losses = {k: float(v) / window_steps for k, v in loss_sum.items()}
-                    rate = window_n / max(1e-9, time.time() - window_t)
-                    log.progress(0, {"loss": losses["loss"], "samples/s": round(rate)})
-                    log.row("train", self.step, epoch=self.epoch, lr=self.sched.get_last_lr()[0], samples_per_s=rate,
-                            skipped=sum(self.problems.values()), wall_s=self._wall(t_start), **losses)
-                    window_t, window_n, window_steps, loss_sum = time.time(), 0, 0, None
-                epoch_end = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
+                    self._log_train(log, window.take(), t_start)
                 t_pause = time.time()
+                epoch_end = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
                 if epoch_end:
                     self._evaluate(log, t_start)
                 if self.main and (epoch_end or (cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
@@ -303,7 +358,7 @@ class Run:
                     self._save(t_start, model_file=epoch_end)
                     last_ckpt = time.time()
                 t_prev = time.time()
-                window_t += t_prev - t_pause  # the rate shown is training speed, without eval and saving
+                window.pause(t_prev - t_pause)  # the rate shown is training speed, without eval and saving
         except Exception as e:
             from kdgen.errors import UserError, worker_message
 
@@ -314,6 +369,19 @@ class Run:
         finally:
             log.close()
         return self._finish(t_start)
+
+    def _count(self, batch: dict) -> None:
+        """Progress counters after a step (checkpointed, so a resumed run carries on counting)."""
+        self.step += 1
+        self.samples_seen += len(batch["images"]) * self.world
+        for k, v in batch["problems"].items():
+            self.problems[k] = self.problems.get(k, 0) + v
+        self.shards_seen.update(os.path.basename(u) for u in set(batch["urls"]) if u)
+
+    def _log_train(self, log: RunLog, w: dict, t_start: float) -> None:
+        log.progress(0, {"loss": w["losses"]["loss"], "samples/s": round(w["rate"])})
+        log.row("train", self.step, epoch=self.epoch, lr=self.sched.get_last_lr()[0], samples_per_s=w["rate"],
+                skipped=sum(self.problems.values()), wall_s=self._wall(t_start), **w["losses"])
 
     @property
     def epoch(self) -> int:

@@ -16,14 +16,14 @@ batch hook (`--refine`), alone or before the boundary attack.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
-from fractions import Fraction
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdgen.settings import parse_key_values
 from kdtrain.attack import choose_targets, frozen
 from kdtrain.config import knob
 from kdtrain.errors import KDError
@@ -203,24 +203,12 @@ class OnlineRefine:
         return out
 
 
-ONLINE_KEYS = ("fraction", "every")
+ONLINE = {"fraction": float, "every": int}  # OnlineRefine's own keys; the others are RefineConfig fields
 
 
 def parse_options(text: str) -> tuple[dict, RefineConfig]:
     """`on` or `key=value,...` (RefineConfig fields and fraction/every; - or _ alike) -> (online, config)."""
-    kinds = {f.name: type(getattr(RefineConfig(), f.name)) for f in fields(RefineConfig)}
-    kinds.update(fraction=float, every=int)
-    online, given = {}, {}
-    for item in [t.strip() for t in str(text).split(",") if t.strip() and t.strip().lower() != "on"]:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in kinds:
-            raise KDError(f"refine option {item!r}: use key=value with keys {', '.join(sorted(kinds))}")
-        try:
-            val = kinds[key](Fraction(value.strip())) if kinds[key] in (int, float) else value.strip()
-        except (ValueError, ZeroDivisionError):
-            raise KDError(f"refine option {item!r}: bad value") from None
-        (online if key in ONLINE_KEYS else given)[key] = val
+    given, online = parse_key_values(text, RefineConfig, ONLINE, what="refine", error=KDError)
     return online, replace(RefineConfig(), **given).validate()
 
 

@@ -1,9 +1,11 @@
 """The results report of a pipeline run: a Markdown page (table, figures, targets, commands) regenerated from
 the run's summary files alone, so it never disagrees with them.
 
-Inputs (any set may be missing; the report shows what exists):
+Generic: the experiment (set order, aliases, the reference set, targets, the paper comparison) comes from
+a report config beside the Makefile (pipeline.yaml, see ReportConfig); without one the sets are listed by
+name and no targets are checked. Inputs (any set may be missing; the report shows what exists):
   DATA/NAME-manifest.json                    kdgen manifests (command, seed, num_samples, seconds)
-  RUNS/teacher/summary.json, config.yaml     the teacher's run
+  RUNS/teacher/summary.json, config.yaml     the teacher's run (config.yaml holds the command that made it)
   RUNS/students/SET/summary.json, config.yaml one distillation run per surrogate set; SET 'original' = real data
   RUNS/scores/score.json, score.png          `kdtrain score` with one labelled set per SET
   RUNS/sheets/SET.png                        contact sheets (`kdgen preview`)
@@ -14,9 +16,8 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -24,15 +25,49 @@ import yaml
 from kdgen import contract
 from kdtrain.errors import KDError
 
-ORDER = ("original", "shaders", "shaders_adv", "leaves", "leaves_adv", "noise", "noise_adv", "curated")
-ALIASES = {"curated": ("pool_balanced",)}  # student set -> dataset name, where they differ
-REAL_SIZES = {"fashion-mnist": 60000, "mnist": 60000, "cifar10": 50000, "cifar100": 50000}
-# (what, set-name prefix, fraction of the original-data student, the paper's figure on CIFAR-10)
-TARGETS = (("shader images", "shaders", 0.97, "98%"), ("dead leaves", "leaves", 0.95, "96%"),
-           ("noise with the attack", "noise", 0.90, "72% without the attack"))
 METRICS = (("relative_entropy", "relative entropy"), ("mean_max_softmax", "confidence"),
            ("diversity", "diversity"), ("mean_top2_margin", "top-2 margin"), ("feature_spread", "feature spread"))
 DASH = "—"
+
+
+@dataclass
+class ReportConfig:
+    """The experiment a report describes; read from YAML (pipeline.yaml) by load_config."""
+
+    title: str = "Results: distillation with surrogate data"
+    reference: str = "original"  # the set distilled on the real training images, the baseline of the others
+    order: list[str] = field(default_factory=list)  # sets first in the table, in this order; the rest after
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # set -> dataset names, where they differ
+    datasets: dict[str, dict] = field(default_factory=dict)  # real data name -> {images, about}
+    targets: list[dict] = field(default_factory=list)  # {what, prefix, fraction, paper, attacked_only}
+    paper: list[str] = field(default_factory=list)  # "What differs from the paper" bullets, {names} filled in
+    path: str | None = None  # the file it was read from
+
+    def sort_key(self, name: str) -> tuple:
+        return (self.order.index(name), "") if name in self.order else (len(self.order), name)
+
+
+def load_config(path: Path | None) -> ReportConfig:
+    """ReportConfig from a YAML file (None: the generic defaults); one-line errors for what is wrong."""
+    if path is None:
+        return ReportConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise KDError(f"--config {path}: no such file")
+    d = _read_yaml(path)
+    if not isinstance(d, dict):
+        raise KDError(f"--config {path}: expected a mapping of settings")
+    names = {f.name for f in fields(ReportConfig)} - {"path"}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise KDError(f"--config {path}: unknown keys {', '.join(unknown)}; use {', '.join(sorted(names))}")
+    for t in d.get("targets") or []:
+        missing = [k for k in ("what", "prefix", "fraction") if k not in t]
+        if missing:
+            raise KDError(f"--config {path}: a target lacks {', '.join(missing)}")
+    d["order"] = [str(n) for n in d.get("order") or []]
+    d["aliases"] = {k: [v] if isinstance(v, str) else list(v) for k, v in (d.get("aliases") or {}).items()}
+    return ReportConfig(**{k: v for k, v in d.items() if v is not None}, path=str(path))
 
 
 @dataclass
@@ -45,6 +80,9 @@ class SetRun:
     manifests: list[dict] = field(default_factory=list)
     score: dict | None = None
     sheet: Path | None = None
+    is_reference: bool = False  # the student on the real training images (ReportConfig.reference)
+    real_images: int | None = None  # size of its real training data, where the report config knows it
+    target: dict | None = None  # the ReportConfig target this set is checked against
 
     @property
     def top1(self) -> float | None:
@@ -54,7 +92,7 @@ class SetRun:
     def images(self) -> int | None:
         if self.manifests:
             return sum(int(m.get("num_samples", 0)) for m in self.manifests)
-        return REAL_SIZES.get(str(self.config.get("data")).lower())
+        return self.real_images
 
     @property
     def gen_s(self) -> float | None:
@@ -99,10 +137,10 @@ def _manifests(data: Path) -> dict[str, dict]:
     return {_norm(name): meta for name, meta in contract.manifests_in(data, _read_json).items()}
 
 
-def _data_names(name: str, config: dict) -> list[str]:
+def _data_names(name: str, config: dict, aliases: dict) -> list[str]:
     """Datasets a student saw: from its --shards patterns, else by its set name (and aliases)."""
     names = [contract.dataset_name(p) for p in config.get("shards") or []]
-    return names or [name, *ALIASES.get(name, ())]
+    return names or [name, *aliases.get(name, ())]
 
 
 def _online(run: SetRun) -> bool:
@@ -115,8 +153,8 @@ def _find_score(scores: dict, run: SetRun, data_names: list[str]) -> dict | None
     online-attacked student: the stream its hook produced was never scored, and the score of the
     offline-attacked set of the same name would describe data it never trained on."""
     by_norm = {_norm(k): v for k, v in scores.items()}
-    if run.name == "original":  # the real data's scores come from the real test images
-        return next((v for k, v in scores.items() if k.endswith("(real)")), by_norm.get("original"))
+    if run.is_reference:  # the real data's scores come from the real test images
+        return next((v for k, v in scores.items() if k.endswith("(real)")), by_norm.get(_norm(run.name)))
     if _online(run):
         return None
     return next((by_norm[_norm(n)] for n in data_names if _norm(n) in by_norm), None)
@@ -130,12 +168,17 @@ def _find_sheet(sheets: Path, names: list[str]) -> Path | None:
     return None
 
 
-def _order(name: str) -> tuple:
-    return (ORDER.index(name), "") if name in ORDER else (len(ORDER), name)
+def _target_for(run: SetRun, conf: ReportConfig) -> dict | None:
+    """The target a set is checked against: its family (name prefix); some only where attacked."""
+    for t in conf.targets:
+        if run.name.startswith(t["prefix"]) and (not t.get("attacked_only") or run.is_attack):
+            return t
+    return None
 
 
-def collect(runs: Path, data: Path) -> tuple[list[SetRun], dict]:
-    """The student runs in report order, and the score file (may be empty)."""
+def collect(runs: Path, data: Path, conf: ReportConfig | None = None) -> tuple[list[SetRun], dict]:
+    """The student runs in report order (the config's, then the others by name), and the score file."""
+    conf = conf or ReportConfig()
     if not runs.is_dir():
         raise KDError(f"--runs {runs}: no such folder; run the pipeline first (make pipeline)")
     summaries = sorted(runs.glob("students/*/summary.json"))
@@ -147,13 +190,16 @@ def collect(runs: Path, data: Path) -> tuple[list[SetRun], dict]:
     out = []
     for path in summaries:
         name = path.parent.name
-        run = SetRun(name, _read_json(path), _read_yaml(path.parent / "config.yaml"))
-        names = _data_names(name, run.config)
+        run = SetRun(name, _read_json(path), _read_yaml(path.parent / "config.yaml"),
+                     is_reference=name == conf.reference)
+        run.real_images = (conf.datasets.get(str(run.config.get("data")).lower()) or {}).get("images")
+        names = _data_names(name, run.config, conf.aliases)
         run.manifests = [manifests[_norm(n)] for n in names if _norm(n) in manifests]
         run.score = _find_score(scores, run, names)
-        run.sheet = _find_sheet(runs / "sheets", [name, *ALIASES.get(name, ()), *names])
+        run.sheet = _find_sheet(runs / "sheets", [name, *conf.aliases.get(name, ()), *names])
+        run.target = _target_for(run, conf)
         out.append(run)
-    return sorted(out, key=lambda r: _order(r.name)), score_file
+    return sorted(out, key=lambda r: conf.sort_key(r.name)), score_file
 
 
 # ---------------------------------------------------------------- numbers
@@ -209,7 +255,12 @@ def _score_value(run: SetRun, key: str) -> float | None:
 
 
 def _original(runs: list[SetRun]) -> float | None:
-    return next((r.top1 for r in runs if r.name == "original"), None)
+    """Top-1 of the reference student (the one on the real training images)."""
+    return next((r.top1 for r in runs if r.is_reference), None)
+
+
+def _ref_name(runs: list[SetRun]) -> str:
+    return next((r.name for r in runs if r.is_reference), "original")
 
 
 def _relative(run: SetRun, ref: float | None) -> float | None:
@@ -229,19 +280,18 @@ def plot_accuracy(runs: list[SetRun], teacher_top1: float | None, path: Path) ->
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(runs) + 2), 3.6))
     xs = range(len(runs))
     tops = [100 * (r.top1 or 0) for r in runs]
-    colours = ["#777777" if r.name == "original" else "#d62728" if r.is_attack else "#1f77b4" for r in runs]
+    colours = ["#777777" if r.is_reference else "#d62728" if r.is_attack else "#1f77b4" for r in runs]
     ax.bar(xs, tops, color=colours)
     if any(r.is_attack for r in runs):
         ax.bar([0], [0], color="#d62728", label="attacked set")  # a legend entry only
     for x, t in zip(xs, tops):  # inside the bar top, clear of the target ticks
         ax.text(x, max(t - 6, 1), f"{t:.1f}", ha="center", color="white", fontsize=8)
     if ref:
-        ax.axhline(100 * ref, color="black", lw=1, label=f"original-data student {100 * ref:.1f}%")
+        ax.axhline(100 * ref, color="black", lw=1, label=f"{_ref_name(runs)}-data student {100 * ref:.1f}%")
         label = "target"  # one legend entry for all target ticks
         for x, r in zip(xs, runs):
-            target = _target_for(r)
-            if target:
-                ax.hlines(100 * ref * target[2], x - 0.4, x + 0.4, colors="red", lw=2, linestyles="dashed",
+            if r.target:
+                ax.hlines(100 * ref * r.target["fraction"], x - 0.4, x + 0.4, colors="red", lw=2, linestyles="dashed",
                           label=label)
                 label = None
     if teacher_top1:
@@ -282,14 +332,6 @@ def plot_score_vs_top1(runs: list[SetRun], path: Path) -> bool:
 
 # ---------------------------------------------------------------- sections
 
-def _target_for(run: SetRun):
-    """The target a set is checked against: its family (name prefix); noise only where attacked."""
-    for t in TARGETS:
-        if run.name.startswith(t[1]) and (t[1] != "noise" or run.is_attack):
-            return t
-    return None
-
-
 def table(runs: list[SetRun]) -> str:
     ref = _original(runs)
     head = ["set", "student top-1", "% of original", "agreement", "relative entropy", "confidence", "diversity",
@@ -313,16 +355,19 @@ def _teacher_top1(teacher: dict | None, runs: list[SetRun]) -> float | None:
     return next((r.summary["teacher_top1"] for r in runs if r.summary.get("teacher_top1") is not None), None)
 
 
-def targets_section(runs: list[SetRun]) -> tuple[str, int, int]:
+def targets_section(runs: list[SetRun], conf: ReportConfig) -> tuple[str, int, int]:
     """Markdown, targets met, targets checked."""
     ref = _original(runs)
     lines, met, checked = ["## Targets", ""], 0, 0
+    if not conf.targets:
+        return "", 0, 0
     if not ref:
         return "## Targets\n\nNo original-data student: the targets cannot be checked.\n", 0, 0
     lines.append(f"Relative to the original-data student ({_pct(ref)}); the best run of each family counts.")
     lines.append("")
-    for what, prefix, frac, paper in TARGETS:
-        family = [r for r in runs if _target_for(r) and _target_for(r)[1] == prefix and r.top1 is not None]
+    for t in conf.targets:
+        what, frac, paper = t["what"], t["fraction"], t.get("paper", DASH)
+        family = [r for r in runs if r.target is t and r.top1 is not None]
         if not family:
             lines.append(f"- **{what}** (>= {frac:.0%}; paper {paper}): no run")
             continue
@@ -347,8 +392,8 @@ def spearman_section(runs: list[SetRun]) -> str:
     if len(pts) < 3:
         return "\n".join(lines + [f"Needs scores and students for at least 3 sets; found {len(pts)}.", ""])
     lines += ["Spearman rank correlation (average ranks for ties) between each `kdtrain score` metric of a set "
-              "and the top-1 of the student distilled on it. The `original` row's scores are those of the real "
-              "test images. rho = 1: the metric orders the sets exactly as their students; with this few sets "
+              f"and the top-1 of the student distilled on it. The `{_ref_name(runs)}` row's scores are those of "
+              "the real test images. rho = 1: the metric orders the sets exactly as their students; with this few sets "
               "only a large |rho| means much.", "",
               "| metric | Spearman rho | n |", "|---|---|---|"]
     for key, label in METRICS:
@@ -363,79 +408,67 @@ def spearman_section(runs: list[SetRun]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def config_command(config: dict) -> str:
-    """Rebuild the kdtrain command of a run from its config.yaml: only the flags that differ from the defaults."""
-    from dataclasses import MISSING, fields
-
-    from kdtrain.cli import RENAME, TEACHER_DEFAULTS, TEACHER_FIELDS
+def _settings(config: dict) -> str:
+    """What a run's config.yaml says where it recorded no command (runs made before commands were stored)."""
+    from kdgen.settings import defaults
     from kdtrain.config import DistillConfig
 
-    sub = "distill" if config.get("teacher") else "teacher"
-    defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(DistillConfig)}
-    if sub == "teacher":
-        defaults.update(TEACHER_DEFAULTS)
-    parts = ["kdtrain", sub]
-    for key, value in config.items():
-        if key == "command" or (sub == "teacher" and key not in TEACHER_FIELDS) or value is None \
-                or value == defaults.get(key):
-            continue
-        flag = "--" + RENAME.get(sub, {}).get(key, key).replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else f"--no-{flag[2:]}")
-        elif isinstance(value, list) and value and isinstance(value[0], float):
-            parts += [flag, ",".join(map(str, value))]
-        elif isinstance(value, list):
-            for v in value:
-                parts += [flag, shlex.quote(str(v))]
-        else:
-            parts += [flag, shlex.quote(str(value))]
-    return " ".join(parts)
+    base = defaults(DistillConfig)
+    diff = [f"{k}={v}" for k, v in config.items() if k in base and v != base[k] and k != "out"]
+    return "# command not recorded; settings that differ from the defaults: " + (", ".join(diff) or "none")
 
 
-def commands_section(runs: list[SetRun], data: Path, teacher_cfg: dict, runs_dir: Path, out_md: Path) -> str:
+def _command(config: dict) -> str:
+    return config.get("command") or (_settings(config) if config else "# (config.yaml missing)")
+
+
+def commands_section(runs: list[SetRun], data: Path, teacher_cfg: dict, runs_dir: Path, out_md: Path,
+                     conf: ReportConfig) -> str:
     lines = ["## Commands and seeds", "", "Data (from each set's manifest in "
              f"`{data}`):", "", "```sh"]
     manifests = _manifests(data)
-    for key in sorted(manifests, key=_order):
+    for key in sorted(manifests, key=conf.sort_key):
         m = manifests[key]
         secs = f", {_duration(m['seconds'])}" if m.get("seconds") is not None else ""
         lines.append(f"# {m.get('name', key)}: seed {m.get('seed', DASH)}, {_count(m.get('num_samples'))} images{secs}")
         lines.append(m.get("command") or "# (command not recorded)")
     if not manifests:
         lines.append("# no manifests found")
-    lines += ["```", "", "Teacher and students (rebuilt from each run's config.yaml: the flags that differ from "
-              "the defaults):", "", "```sh"]
+    lines += ["```", "", "Teacher and students (the command each run's config.yaml recorded):", "", "```sh"]
     if teacher_cfg:
-        lines += [f"# teacher: seed {teacher_cfg.get('seed', DASH)}", config_command(teacher_cfg)]
+        lines += [f"# teacher: seed {teacher_cfg.get('seed', DASH)}", _command(teacher_cfg)]
     for r in runs:
         s = r.summary
         lines.append(f"# {r.name}: seed {r.config.get('seed', DASH)}, {_count(s.get('steps'))} steps, "
                      f"{_count(s.get('samples_seen'))} samples, generation {_duration(r.gen_s)}, "
                      f"distillation {_duration(s.get('wall_s'))}")
-        cmd = s.get("command") or r.config.get("command")
-        lines.append(cmd or (config_command(r.config) if r.config else "# (config.yaml missing)"))
+        lines.append(_command(r.config))
+    config = f" --config {conf.path}" if conf.path else ""
     lines += ["```", "", "This report:", "", "```sh",
-              f"kdtrain report --runs {runs_dir} --data {data} --out {out_md}", "```", ""]
+              f"kdtrain report --runs {runs_dir} --data {data} --out {out_md}{config}", "```", ""]
     return "\n".join(lines)
 
 
-def differences_section(runs: list[SetRun], teacher: dict | None, teacher_cfg: dict) -> str:
+def differences_section(runs: list[SetRun], teacher: dict | None, teacher_cfg: dict, conf: ReportConfig) -> str:
+    """The config's `paper` bullets, their {names} filled in from the runs; nothing without them."""
+    if not conf.paper:
+        return ""
     steps = sorted({r.summary.get("steps") for r in runs} - {None})
     batch = sorted({r.config.get("batch_size") for r in runs} - {None})
     devices = sorted({r.summary.get("device") for r in runs} - {None})
     temps = sorted({r.config.get("temperature") for r in runs} - {None})
     dataset = teacher_cfg.get("data") or next((r.config.get("data") for r in runs if r.config.get("data")), None)
-    desc = " (28x28 grey, 10 classes)" if dataset == "fashion-mnist" else ""
+    about = (conf.datasets.get(str(dataset).lower()) or {}).get("about")
     budget = DASH if not steps else f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,} to {steps[-1]:,}"
-    return "\n".join([
-        "## What differs from the paper", "",
-        f"- Data: the teacher's data is `{dataset or DASH}`{desc}, not CIFAR-10/100, Tiny ImageNet, EuroSAT or Pets.",
-        f"- Models: teacher `{(teacher or {}).get('model', DASH)}`, student {_students(runs)}, "
-        "not ResNet-50 -> ResNet-18.",
-        f"- Budget: {budget} steps of batch {'/'.join(map(str, batch)) or DASH} per student on "
-        f"{', '.join(devices) or DASH}, not hundreds of epochs on a GPU.",
-        f"- Temperature {'/'.join(map(str, temps)) or DASH} (the paper: 2 to 20; its released config: 5).",
-        f"- The attack: the authors' code never calls it during training; here {_attack_use(runs)}.", ""])
+    facts = {"dataset": dataset or DASH, "about": f" ({about})" if about else "",
+             "teacher": (teacher or {}).get("model", DASH), "students": _students(runs), "budget": budget,
+             "batch": "/".join(map(str, batch)) or DASH, "devices": ", ".join(devices) or DASH,
+             "temperature": "/".join(map(str, temps)) or DASH, "attack_use": _attack_use(runs)}
+    try:
+        bullets = [f"- {line.format(**facts)}" for line in conf.paper]
+    except (KeyError, IndexError, ValueError) as e:
+        raise KDError(f"--config {conf.path}: a paper line names {e}; use {{{'}, {'.join(facts)}}}") from None
+    return "\n".join(["## What differs from the paper", "", *bullets, ""])
 
 
 def _attack_use(runs: list[SetRun]) -> str:
@@ -455,7 +488,7 @@ def _students(runs: list[SetRun]) -> str:
 def summary_paragraph(runs: list[SetRun], teacher: dict | None, teacher_top1: float | None,
                       met: int, checked: int, runs_dir: Path) -> str:
     ref = _original(runs)
-    surrogate = [r for r in runs if r.name != "original" and r.top1 is not None]
+    surrogate = [r for r in runs if not r.is_reference and r.top1 is not None]
     sets = f"{len(surrogate)} surrogate set" + ("s" if len(surrogate) != 1 else "")
     text = (f"Students distilled from a teacher `{(teacher or {}).get('model', DASH)}` ({_pct(teacher_top1)} "
             f"test top-1) into {_students(runs)} on {sets}, compared with the student "
@@ -477,11 +510,14 @@ def _copy(src: Path, files: Path, name: str) -> str:
     return f"{files.name}/{name}"
 
 
-def write_report(runs: Path, data: Path, out_md: Path, title: str = "Results: distillation with surrogate data",
-                 notes: Path | None = None) -> Path:
-    """Write OUT_MD and its figures (OUT_MD's stem + '_files/'); returns OUT_MD."""
+def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None, notes: Path | None = None,
+                 config: ReportConfig | None = None) -> Path:
+    """Write OUT_MD and its figures (OUT_MD's stem + '_files/'); returns OUT_MD. `config`: the experiment
+    (load_config("pipeline.yaml")); `title` overrides its title."""
     runs, data, out_md = Path(runs), Path(data), Path(out_md)
-    students, score_file = collect(runs, data)
+    conf = config or ReportConfig()
+    title = title or conf.title
+    students, score_file = collect(runs, data, conf)
     teacher = _read_json(runs / "teacher" / "summary.json")
     teacher_cfg = _read_yaml(runs / "teacher" / "config.yaml")
     t_top1 = _teacher_top1(teacher, students)
@@ -489,14 +525,14 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str = "Results: di
     files.mkdir(parents=True, exist_ok=True)
 
     plot_accuracy(students, t_top1, files / "accuracy.png")
-    targets, met, checked = targets_section(students)
+    targets, met, checked = targets_section(students, conf)
     parts = [f"# {title}", "", summary_paragraph(students, teacher, t_top1, met, checked, runs), "",
              "## Students by surrogate set", "", table(students), "",
              f"Teacher: `{(teacher or {}).get('model', DASH)}`, {_pct(t_top1)} top-1 on the real test set. "
              "Agreement: share of test images where student and teacher predict the same class. Relative "
              "entropy (class balance, 1 = even), confidence (mean max-softmax) and diversity (mean pairwise "
-             "cosine distance of teacher features) are the set's `kdtrain score` figures; the `original` row's "
-             "are those of the real test images. Wall time = generation + distillation"
+             "cosine distance of teacher features) are the set's `kdtrain score` figures; the "
+             f"`{conf.reference}` row's are those of the real test images. Wall time = generation + distillation"
              + ("; * = distillation only (generation time not recorded)." if any(
                  r.manifests and r.gen_s is None for r in students) else "."), "",
              f"![student top-1 per set]({files.name}/accuracy.png)", "", targets]
@@ -513,8 +549,8 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str = "Results: di
         parts += ["## Contact sheets", ""]
         for r in sheets:
             parts += [f"**{r.name}**", "", f"![{r.name}]({_copy(r.sheet, files, f'sheet_{r.name}.png')})", ""]
-    parts.append(commands_section(students, data, teacher_cfg, runs, out_md))
-    parts.append(differences_section(students, teacher, teacher_cfg))
+    parts.append(commands_section(students, data, teacher_cfg, runs, out_md, conf))
+    parts.append(differences_section(students, teacher, teacher_cfg, conf))
     notes = Path(notes) if notes else runs / "NOTES.md"
     if notes.exists():
         text = notes.read_text().strip()

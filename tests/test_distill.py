@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from click.testing import CliRunner
 
 from kdtrain.cli import cli
@@ -101,6 +102,9 @@ def test_resume_after_sigkill_matches_uninterrupted(world, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    # the run records the command line that made it (what `kdtrain report` prints)
+    command = yaml.safe_load((out / "config.yaml").read_text())["command"]
+    assert command.startswith("kdtrain distill --shards ") and f"--teacher {world / 'teacher.pt'}" in command
     step = torch.load(out / "last.pt", weights_only=True)["step"]
     assert 0 < step < 240
     res = CliRunner().invoke(cli, [*_args(world, out, *extra), "--resume"])

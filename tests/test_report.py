@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import click
 import pytest
@@ -14,8 +15,11 @@ from PIL import Image
 from kdgen.clitools import OneLineErrorGroup
 from kdtrain import cli_report
 from kdtrain.config import DistillConfig
-from kdtrain.report import _ranks, collect, config_command, spearman, write_report
+from kdtrain.report import _ranks, collect, load_config, spearman, write_report
 from tests.conftest import assert_one_line_error
+
+PIPELINE_YAML = Path(__file__).resolve().parents[1] / "pipeline.yaml"  # the experiment beside the Makefile
+PIPELINE = load_config(PIPELINE_YAML)
 
 # set -> (student top-1, agreement, relative entropy, mean max-softmax, diversity)
 STUDENTS = {
@@ -54,8 +58,9 @@ def score(rel, conf, div, margin=0.3, spread=0.02, n=500):
             "diversity": div, "teacher_accuracy": None}
 
 
-def write_config(folder, **kw):
-    cfg = DistillConfig(**kw).to_dict()
+def write_config(folder, command=None, **kw):
+    """What Run.train writes: the command line that made the run, then every DistillConfig field."""
+    cfg = {"command": command, **DistillConfig(**kw).to_dict()}
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
@@ -70,17 +75,22 @@ def run(tmp_path):
         (data / f"{m['name']}-manifest.json").write_text(json.dumps(m))
     (runs / "teacher").mkdir(parents=True)
     (runs / "teacher" / "summary.json").write_text(json.dumps(summary(0.905, None, mode="supervised")))
-    write_config(runs / "teacher", data="fashion-mnist", student="resnet8", preset="crop-flip", epochs=8,
-                 weight_decay=5e-4, out=str(runs / "teacher"))
+    write_config(runs / "teacher", f"kdtrain teacher --data fashion-mnist --preset crop-flip --epochs 8 "
+                 f"--weight-decay 0.0005 --out {runs / 'teacher'}", data="fashion-mnist", student="resnet8",
+                 preset="crop-flip", epochs=8, weight_decay=5e-4, out=str(runs / "teacher"))
     sets = {}
     for name, (top1, agree, rel, conf, div) in STUDENTS.items():
         folder = runs / "students" / name
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(json.dumps(summary(top1, agree)))
         if name == "original":
-            write_config(folder, teacher="runs/t/teacher.pt", data="fashion-mnist", steps=300, out=str(folder))
+            write_config(folder, f"kdtrain distill --teacher runs/t/teacher.pt --data fashion-mnist --steps 300 "
+                         f"--out {folder}", teacher="runs/t/teacher.pt", data="fashion-mnist", steps=300,
+                         out=str(folder))
         elif name != "curated":  # curated: no config.yaml, found through its alias pool_balanced
-            write_config(folder, teacher="runs/t/teacher.pt", shards=[f"data/demo/{name}-{{000000..000000}}.tar"],
+            write_config(folder, f"kdtrain distill --teacher runs/t/teacher.pt --shards "
+                         f"'data/demo/{name}-{{000000..000000}}.tar' --steps 300 --seed 7 --out {folder}",
+                         teacher="runs/t/teacher.pt", shards=[f"data/demo/{name}-{{000000..000000}}.tar"],
                          steps=300, seed=7, out=str(folder))
         label = "fashion-mnist (real)" if name == "original" else "pool_balanced" if name == "curated" else name
         sets[label] = score(rel, conf, div)
@@ -108,7 +118,7 @@ def rows(md: str) -> dict[str, list[str]]:
 
 def test_table_matches_summaries(run):
     runs, data, out = run
-    md = write_report(runs, data, out, "Demo results").read_text()
+    md = write_report(runs, data, out, "Demo results", config=PIPELINE).read_text()
     assert md.startswith("# Demo results\n")
     table = rows(md)
     assert list(table) == ["original", "shaders", "leaves", "noise_adv", "curated"]  # original first
@@ -123,7 +133,7 @@ def test_table_matches_summaries(run):
 
 def test_targets_met_and_missed(run):
     runs, data, out = run
-    md = write_report(runs, data, out, "t").read_text()
+    md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
     targets = md.split("## Targets", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"shader images.*\*\*met\*\*.*`shaders` 86.0% top-1 = 97.7% of original", targets)
     assert re.search(r"dead leaves.*\*\*missed\*\*.*90.9% of original", targets)
@@ -133,7 +143,7 @@ def test_targets_met_and_missed(run):
 
 def test_figures_and_sheets_copied_with_relative_links(run):
     runs, data, out = run
-    md = write_report(runs, data, out, "t").read_text()
+    md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
     files = out.parent / "RESULTS_files"
     for name in ("accuracy.png", "score_vs_top1.png", "score.png", "sheet_shaders.png", "sheet_noise_adv.png"):
         assert f"](RESULTS_files/{name})" in md
@@ -143,7 +153,7 @@ def test_figures_and_sheets_copied_with_relative_links(run):
 
 def test_spearman_section(run):
     runs, data, out = run
-    md = write_report(runs, data, out, "t").read_text()
+    md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
     section = md.split("## Does the score predict the student?", 1)[1]
     tops = [v[0] for v in STUDENTS.values()]
     rel = spearman([v[2] for v in STUDENTS.values()], tops)
@@ -153,7 +163,7 @@ def test_spearman_section(run):
 
 def test_commands_notes_and_differences(run):
     runs, data, out = run
-    md = write_report(runs, data, out, "t").read_text()
+    md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
     assert "kdgen shaders --n 2000 --seed 3 --out data/demo" in md
     assert "# pool_balanced: seed 3, 1,000 images\n# (command not recorded)" in md
     assert "kdtrain distill --teacher runs/t/teacher.pt --shards 'data/demo/leaves-{000000..000000}.tar'" in md
@@ -168,7 +178,7 @@ def test_missing_sets_are_shown_as_dashes(tmp_path):
     runs = tmp_path / "runs"
     (runs / "students" / "leaves").mkdir(parents=True)
     (runs / "students" / "leaves" / "summary.json").write_text(json.dumps(summary(0.5, None)))
-    md = write_report(runs, tmp_path / "no-data", tmp_path / "R.md", "t").read_text()
+    md = write_report(runs, tmp_path / "no-data", tmp_path / "R.md", "t", config=PIPELINE).read_text()
     assert rows(md)["leaves"] == ["50.0%", "—", "—", "—", "—", "—", "—", "2.0 min"]
     assert "No original-data student" in md
     assert (tmp_path / "R_files" / "accuracy.png").exists()
@@ -176,7 +186,7 @@ def test_missing_sets_are_shown_as_dashes(tmp_path):
 
 def test_collect_links_sets_to_data_scores_and_sheets(run):
     runs, data, _ = run
-    students, _ = collect(runs, data)
+    students, _ = collect(runs, data, PIPELINE)
     by = {r.name: r for r in students}
     assert by["curated"].manifests[0]["name"] == "pool_balanced" and by["curated"].score["mean_max_softmax"] == 0.5
     assert by["noise_adv"].sheet.name == "noise-adv.png" and by["noise_adv"].is_attack
@@ -192,10 +202,45 @@ def test_spearman_by_hand():
     assert spearman([1, 2], [1, 2]) is None and spearman([1, 1, 1], [1, 2, 3]) is None
 
 
-def test_config_command_flags():
-    cfg = DistillConfig(teacher="t.pt", shards=["a-*.tar", "b-*.tar"], weights=[0.7, 0.3], mixup=False, steps=9)
-    assert config_command(cfg.to_dict()) == ("kdtrain distill --teacher t.pt --shards 'a-*.tar' --shards 'b-*.tar' "
-                                             "--weights 0.7,0.3 --no-mixup --steps 9")
+def test_a_run_that_recorded_no_command_shows_its_settings(run):
+    """Runs made before config.yaml stored the command: the report says so and lists what differs."""
+    runs, data, out = run
+    write_config(runs / "students" / "leaves", teacher="t.pt", shards=["a-*.tar", "b-*.tar"], weights=[0.7, 0.3],
+                 mixup=False, steps=9)
+    md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
+    assert ("# command not recorded; settings that differ from the defaults: teacher=t.pt, "
+            "shards=['a-*.tar', 'b-*.tar'], weights=[0.7, 0.3], mixup=False, steps=9") in md
+
+
+def test_without_a_config_the_report_is_generic_and_new_sets_appear(run):
+    """The experiment lives in pipeline.yaml: without it, sets by name and no targets or paper prose; with it,
+    a set the config does not list still gets its row, after the listed ones."""
+    runs, data, out = run
+    folder = runs / "students" / "photos"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summary(0.81, 0.86)))
+    assert list(rows(write_report(runs, data, out, config=PIPELINE).read_text())) == [
+        "original", "shaders", "leaves", "noise_adv", "curated", "photos"]
+    md = write_report(runs, data, out).read_text()
+    assert md.startswith("# Results: distillation with surrogate data\n")
+    assert list(rows(md)) == ["curated", "leaves", "noise_adv", "original", "photos", "shaders"]
+    assert "## Targets" not in md and "## What differs from the paper" not in md
+    assert rows(md)["shaders"][1] == f"{100 * 0.86 / 0.88:.1f}%"  # still relative to the `original` student
+    assert "--config pipeline.yaml" in (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("colour: red\n", "unknown keys colour"), ("- 1\n", "expected a mapping"),
+    ("targets: [{what: x, prefix: y}]\n", "a target lacks fraction"),
+    ("paper: ['{nope}']\n", "a paper line names 'nope'"),
+])
+def test_bad_report_configs_are_one_line_errors(run, cli, text, message):
+    runs, data, out = run
+    config = runs / "bad.yaml"
+    config.write_text(text)
+    res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(data), "--out", str(out),
+                                   "--config", str(config)])
+    assert_one_line_error(res, message)
 
 
 @pytest.fixture
@@ -211,9 +256,10 @@ def cli():
 def test_cli_writes_and_prints_path(run, cli):
     runs, data, out = run
     res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(data), "--out", str(out),
-                                   "--title", "CLI"])
+                                   "--title", "CLI", "--config", str(PIPELINE_YAML)])
     assert res.exit_code == 0, res.output
     assert res.output.strip() == str(out) and out.read_text().startswith("# CLI\n")
+    assert f"--out {out} --config {PIPELINE_YAML}" in out.read_text()  # the report's own command
 
 
 @pytest.mark.parametrize("make, message", [
@@ -240,9 +286,9 @@ def test_an_online_attacked_student_is_not_paired_with_the_offline_set_of_its_na
     score_file = json.loads((runs / "scores" / "score.json").read_text())
     score_file["sets"]["leaves_adv"] = score(0.1, 0.1, 0.1)  # the offline-attacked set: other data
     (runs / "scores" / "score.json").write_text(json.dumps(score_file))
-    by = {r.name: r for r in collect(runs, data)[0]}
+    by = {r.name: r for r in collect(runs, data, PIPELINE)[0]}
     assert by["leaves_adv"].score is None and by["leaves"].score is not None
-    md = write_report(runs, data, out, "t").read_text()
+    md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
     section = md.split("## Does the score predict the student?", 1)[1].split("\n## ", 1)[0]
     assert "Left out: `leaves_adv`, distilled with the online attack" in section and "| 5 |" in section
     assert "`leaves_adv` use it online (`--adv`" in md and "`noise_adv` trained on offline-attacked sets" in md

@@ -20,12 +20,14 @@ except ImportError:  # Python 3.10
     def call(function, /, *args):
         return function(*args)
 
-import click
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image, ImageDraw
 
 from kdgen.generators.noise import fbm
-from kdgen.registry import Generator, option, register
+from kdgen.registry import Generator, register
+from kdgen.settings import dataclass_options, knob
 
 SHAPES = ("disk", "square", "oriented_square", "rectangle", "triangle", "quadrilateral")
 DISK, SQUARE, ORIENTED_SQUARE, RECTANGLE, TRIANGLE, QUAD = range(len(SHAPES))
@@ -248,26 +250,33 @@ def dead_leaves_batch(rngs, h: int, w: int, shape_ids, rmin: float, rmax: float,
     return [(row.reshape(h, w), int(count)) for row, count in zip(labels, n)]
 
 
+@dataclass(frozen=True)
+class LeavesOptions:
+    """The `kdgen leaves` options (flags generated from these fields)."""
+
+    shape: str = knob("mixed", "Leaf shape.", choices=SHAPES + ("mixed",))
+    colour: str = knob("rgb", "rgb: uniform RGB per leaf; grey: one grey level per leaf; textured: RGB plus a "
+                              "noise texture.", choices=COLOURS)
+    rmin: float = knob(0.03, "Smallest radius, times the image size.")
+    rmax: float = knob(1.0, "Largest radius, times the image size.")
+    exponent: float = knob(3.0, "Radius density ~ r^-exponent.")
+    antialias: int = knob(1, "Render at K times the size and box-filter down (1 = hard edges).", min=1, max=8)
+
+
 @register
 class Leaves(Generator):
     name = "leaves"
     version = 2  # 2: painted first leaves, exact point tests for the holes (other images than version 1)
     help = ("Dead-leaves images: occluding disks, squares, rectangles, triangles and quadrilaterals with "
             "power-law sizes, laid until the canvas is covered.")
-    options = [
-        option("--shape", type=click.Choice(SHAPES + ("mixed",)), default="mixed", show_default=True,
-               help="Leaf shape."),
-        option("--colour", "colour", type=click.Choice(COLOURS), default="rgb", show_default=True,
-               help="rgb: uniform RGB per leaf; grey: one grey level per leaf; textured: RGB plus a noise texture."),
-        option("--rmin", type=float, default=0.03, show_default=True, help="Smallest radius, times the image size."),
-        option("--rmax", type=float, default=1.0, show_default=True, help="Largest radius, times the image size."),
-        option("--exponent", type=float, default=3.0, show_default=True, help="Radius density ~ r^-exponent."),
-        option("--antialias", type=click.IntRange(1, 8), default=1, show_default=True,
-               help="Render at K times the size and box-filter down (1 = hard edges)."),
-    ]
+    Options = LeavesOptions
+    options = [dataclass_options(Options)]
 
-    def __init__(self, size, shape="mixed", colour="rgb", rmin=0.03, rmax=1.0, exponent=3.0, antialias=1):
+    def __init__(self, size, **params):
         super().__init__(size)
+        o = LeavesOptions(**params)
+        shape, colour, rmin, rmax, exponent, antialias = (o.shape, o.colour, o.rmin, o.rmax, o.exponent,
+                                                          o.antialias)
         if shape not in SHAPES + ("mixed",):
             raise ValueError(f"unknown leaves --shape {shape!r}; choose {', '.join(SHAPES + ('mixed',))}")
         if colour not in COLOURS:

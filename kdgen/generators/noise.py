@@ -7,12 +7,13 @@ batch), then each variant's arithmetic runs once over all of the batch's images 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
-import click
 import numpy as np
 
-from kdgen.registry import Generator, option, register
+from kdgen.registry import Generator, register
+from kdgen.settings import dataclass_options, knob
 
 VARIANTS = ("gaussian", "uniform", "spectral", "perlin")
 PIXELS_PER_CALL = 1 << 18  # images computed together, in pixels: 256 at 32 px, 16 at 128 px
@@ -126,28 +127,35 @@ def fbm(rng, h: int, w: int, octaves: int, base_cells: float, gain: float = 0.5)
     return fbm_fields([draw_fbm(rng, h, w, octaves, base_cells)], h, w, gain)[0]
 
 
+@dataclass(frozen=True)
+class NoiseOptions:
+    """The `kdgen noise` options (flags generated from these fields)."""
+
+    variant: str = knob("mixed", "gaussian | uniform | spectral | perlin | mixed.", choices=VARIANTS + ("mixed",))
+    channels: int = knob(3, "3 (RGB) or 1 (grey).")
+    mean: str = knob("0.5", "Gaussian mean, one value or one per channel.")
+    std: str = knob("0.25", "Gaussian std, one value or one per channel.")
+    alpha: str = knob("1.0,3.0", "Spectral exponent range lo,hi (per image).")
+    correlated: bool = knob(True, "Spectral/Perlin colour: one field tinted by a random colour mix, or one field "
+                                  "per channel.", flag="--correlated/--independent")
+    octaves: int = knob(5, "Perlin fBm octaves (octaves finer than 2 pixels per lattice cell are left out: they "
+                           "alias).")
+
+
 @register
 class Noise(Generator):
     name = "noise"
     version = 2  # 2: computed over a batch of images at once (other images than version 1)
     help = ("Noise images: gaussian (a dataset's mean/std), uniform, spectral 1/f^alpha, Perlin fBm, or mixed. "
             "The paper's weakest surrogate, and the one the boundary attack lifts most.")
-    options = [
-        option("--variant", type=click.Choice(VARIANTS + ("mixed",)), default="mixed", show_default=True,
-               help="gaussian | uniform | spectral | perlin | mixed."),
-        option("--channels", type=int, default=3, show_default=True, help="3 (RGB) or 1 (grey)."),
-        option("--mean", default="0.5", show_default=True, help="Gaussian mean, one value or one per channel."),
-        option("--std", default="0.25", show_default=True, help="Gaussian std, one value or one per channel."),
-        option("--alpha", default="1.0,3.0", show_default=True, help="Spectral exponent range lo,hi (per image)."),
-        option("--correlated/--independent", default=True, show_default=True,
-               help="Spectral/Perlin colour: one field tinted by a random colour mix, or one field per channel."),
-        option("--octaves", type=int, default=5, show_default=True,
-               help="Perlin fBm octaves (octaves finer than 2 pixels per lattice cell are left out: they alias)."),
-    ]
+    Options = NoiseOptions
+    options = [dataclass_options(Options)]
 
-    def __init__(self, size, variant="mixed", channels=3, mean="0.5", std="0.25", alpha="1.0,3.0",
-                 correlated=True, octaves=5):
+    def __init__(self, size, **params):
         super().__init__(size)
+        o = NoiseOptions(**params)
+        variant, channels, mean, std, alpha, correlated, octaves = (o.variant, o.channels, o.mean, o.std, o.alpha,
+                                                                    o.correlated, o.octaves)
         if variant not in VARIANTS + ("mixed",):
             raise ValueError(f"unknown noise --variant {variant!r}; choose {', '.join(VARIANTS + ('mixed',))}")
         if channels not in (1, 3):

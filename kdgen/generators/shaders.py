@@ -8,16 +8,39 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from kdgen.errors import KdgenError
-from kdgen.registry import Generator, option, register
+from kdgen.registry import Generator, register
+from kdgen.settings import dataclass_options, defaults, knob
 
 log = logging.getLogger(__name__)
 
 SOURCES = {"library": ("library",), "procedural": ("procedural",), "both": ("library", "procedural")}
+
+
+@dataclass(frozen=True)
+class ShadersOptions:
+    """The `kdgen shaders` options (flags generated from these fields); the defaults of gl/engine.Settings too.
+
+    Defaults measured on a 2-core CPU (llvmpipe), see docs/BENCHMARKS.md: 2x supersampling cuts the
+    aliasing error about 3x for 3x the drawing time; 100 procedural programs keep the one-off JIT
+    compile of a fresh machine (about 0.13 s per program) inside the 45 s budget for 50,000 images.
+    """
+
+    source: str = knob("both", "library, procedural, both, or a folder of shaders (same as --shader-dir DIR alone).")
+    programs: int = knob(100, "Procedural programs in the pool (proc/0 .. proc/N-1). Each costs a one-off driver "
+                              "compile per machine (about 0.1 s on a CPU), cached by the driver afterwards.",
+                         min=1, max=10_000_000)
+    shader_dir: str | None = knob(None, "Also render the shaders in this folder: Shadertoy mainImage() or GLSL "
+                                        "with #version.")
+    supersample: int = knob(2, "Render K times larger and average KxK blocks (anti-aliasing).", min=1, max=8)
+    mix: int = knob(1, "Blend this many frames of different programs per image (random convex weights).",
+                    min=1, max=8)
+    atlas: bool = knob(True, "Draw many frames of a program per draw call (same pixels, faster).")
+    probe_timeout: float = knob(10.0, "Seconds an imported shader may take to compile and draw a test frame.",
+                                min=0.1)
 
 
 @register
@@ -26,28 +49,9 @@ class Shaders(Generator):
     help = ("Fragment-shader images (the paper's 'OpenGL shaders' source): a library of hand-written "
             "families, procedurally composed programs, or your own Shadertoy-style shaders.")
     batch = 1000  # samples per render() call: more frames of one program per atlas draw
-    # Defaults measured on a 2-core CPU (llvmpipe), see docs/BENCHMARKS.md: 2x supersampling cuts the
-    # aliasing error about 3x for 3x the drawing time; 100 procedural programs keep the one-off JIT
-    # compile of a fresh machine (about 0.13 s per program) inside the 45 s budget for 50,000 images.
-    DEFAULTS = {"source": "both", "programs": 100, "shader_dir": None, "supersample": 2, "mix": 1,
-                "atlas": True, "probe_timeout": 10.0}
-    options = [
-        option("--source", default=DEFAULTS["source"], show_default=True,
-               help="library, procedural, both, or a folder of shaders (same as --shader-dir DIR alone)."),
-        option("--programs", type=click.IntRange(1, 10_000_000), default=DEFAULTS["programs"], show_default=True,
-               help="Procedural programs in the pool (proc/0 .. proc/N-1). Each costs a one-off driver "
-                    "compile per machine (about 0.1 s on a CPU), cached by the driver afterwards."),
-        option("--shader-dir", type=click.Path(file_okay=False), default=None,
-               help="Also render the shaders in this folder: Shadertoy mainImage() or GLSL with #version."),
-        option("--supersample", type=click.IntRange(1, 8), default=DEFAULTS["supersample"], show_default=True,
-               help="Render K times larger and average KxK blocks (anti-aliasing)."),
-        option("--mix", type=click.IntRange(1, 8), default=DEFAULTS["mix"], show_default=True,
-               help="Blend this many frames of different programs per image (random convex weights)."),
-        option("--atlas/--no-atlas", default=DEFAULTS["atlas"], show_default=True,
-               help="Draw many frames of a program per draw call (same pixels, faster)."),
-        option("--probe-timeout", type=click.FloatRange(0.1), default=DEFAULTS["probe_timeout"], show_default=True,
-               help="Seconds an imported shader may take to compile and draw a test frame."),
-    ]
+    DEFAULTS = defaults(ShadersOptions)
+    Options = ShadersOptions
+    options = [dataclass_options(Options)]
 
     def __init__(self, size, **params):
         params = {**self.DEFAULTS, **params}

@@ -42,12 +42,14 @@ WHY = {"compile error": "failed to compile", "too slow": "too slow", "dropped": 
 
 @dataclass
 class Settings:
-    sources: tuple[str, ...] = ("library", "procedural")  # any of library, procedural, import
-    programs: int = 100  # procedural programs in the pool: proc/0 .. proc/N-1
-    supersample: int = 2
-    mix: int = 1  # frames blended per sample
-    atlas: bool = True
-    probe_timeout: float = 10.0  # seconds an imported program gets to compile and draw a test frame
+    """What the shaders generator resolved from its options (defaults: kdgen/generators/shaders.ShadersOptions)."""
+
+    sources: tuple[str, ...]  # any of library, procedural, import
+    programs: int  # procedural programs in the pool: proc/0 .. proc/N-1
+    supersample: int
+    mix: int  # frames blended per sample
+    atlas: bool
+    probe_timeout: float  # seconds an imported program gets to compile and draw a test frame
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +37,24 @@ def resolve(dataset: str) -> Path:
     return path
 
 
-def shard_paths(meta_path: Path) -> list[Path]:
+def load_manifest(meta_path: Path) -> dict:
+    """A dataset's manifest, checked for the fields readers need (a one-line error otherwise)."""
     meta = manifest.load(meta_path)
+    missing = [k for k in ("name", "shards", "size", "format") if k not in meta]
+    if missing or not isinstance(meta["shards"], dict):
+        what = f"lacks {', '.join(missing)}" if missing else "has no shard table"
+        raise KdgenError(f"{meta_path} is not a kdgen manifest ({what}); pass the NAME-manifest.json of a "
+                         f"dataset kdgen wrote")
+    return meta
+
+
+def shard_paths(meta_path: Path) -> list[Path]:
+    meta = load_manifest(meta_path)
     return [meta_path.parent / name for name in sorted(meta["shards"])]
 
 
 def describe(meta_path: Path) -> str:
-    meta = manifest.load(meta_path)
+    meta = load_manifest(meta_path)
     shards = shard_paths(meta_path)
     missing = [p.name for p in shards if not p.exists()]
     size = sum(p.stat().st_size for p in shards if p.exists())
@@ -76,6 +88,29 @@ def decode_sample(sample: dict) -> dict:
     if "cls" in sample:
         out["cls"] = int(sample["cls"])
     return out
+
+
+def iter_readable(meta_path: Path, limit: int | None = None, skipped: Counter | None = None):
+    """Decoded samples in order, passing over unreadable shards (counted under "shards") and samples
+    that do not decode or have no image (counted under "samples")."""
+    skipped = Counter() if skipped is None else skipped
+
+    def bad_shard(exn: Exception) -> bool:
+        skipped["shards"] += 1
+        return True  # webdataset's handler protocol: go on with the next shard
+
+    n = 0
+    for path in shard_paths(meta_path):
+        for raw in wds.tarfile_samples(iter([{"url": str(path)}]), handler=bad_shard):
+            if limit is not None and n >= limit:
+                return
+            try:
+                sample = decode_sample(raw)
+            except Exception:  # noqa: BLE001 - any undecodable sample is passed over and counted
+                skipped["samples"] += 1
+                continue
+            n += 1
+            yield sample
 
 
 def iter_samples(meta_path: Path, limit: int | None = None):

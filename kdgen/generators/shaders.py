@@ -33,12 +33,14 @@ class Shaders(Generator):
                 "atlas": True, "probe_timeout": 10.0}
     options = [
         option("--source", default=DEFAULTS["source"], show_default=True,
-               help="library, procedural, both, or a folder of shaders (same as --shader-dir DIR alone)."),
+               help="library, procedural, both, or a folder of shaders: --source DIR renders only DIR's shaders "
+                    "(--source library --shader-dir DIR adds them to the library)."),
         option("--programs", type=click.IntRange(1, 10_000_000), default=DEFAULTS["programs"], show_default=True,
                help="Procedural programs in the pool (proc/0 .. proc/N-1). Each costs a one-off driver "
                     "compile per machine (about 0.1 s on a CPU), cached by the driver afterwards."),
         option("--shader-dir", type=click.Path(file_okay=False), default=None,
-               help="Also render the shaders in this folder: Shadertoy mainImage() or GLSL with #version."),
+               help="Also render the shaders in this folder, beside --source: Shadertoy mainImage() or GLSL "
+                    "with #version. Fails if none of them is usable."),
         option("--supersample", type=click.IntRange(1, 8), default=DEFAULTS["supersample"], show_default=True,
                help="Render K times larger and average KxK blocks (anti-aliasing)."),
         option("--mix", type=click.IntRange(1, 8), default=DEFAULTS["mix"], show_default=True,

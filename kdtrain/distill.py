@@ -87,6 +87,7 @@ def match_stats(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
 
 def distill(config: DistillConfig, batch_hook: BatchHook | None = None) -> dict:
     """Run (or resume) a training run described by `config`; returns the summary (also summary.json)."""
+    config.validate()  # before anything is loaded or the run folder made
     try:
         return Run(config, batch_hook).train()
     finally:
@@ -282,6 +283,7 @@ class Run:
                 log.progress(1, {})
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                     losses = {k: float(v) / window_steps for k, v in loss_sum.items()}
+                    self._stop_if_not_finite(losses["loss"])
                     rate = window_n / max(1e-9, time.time() - window_t)
                     log.progress(0, {"loss": losses["loss"], "samples/s": round(rate)})
                     log.row("train", self.step, epoch=self.epoch, lr=self.sched.get_last_lr()[0], samples_per_s=rate,
@@ -293,6 +295,7 @@ class Run:
                     self._evaluate(log, t_start)
                 if self.main and (epoch_end or (cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
                                   or time.time() - last_ckpt > 60 * cfg.ckpt_minutes):
+                    self._stop_if_not_finite(float(loss_sum["loss"]) if loss_sum else 0.0, weights=True)
                     self._save(t_start, model_file=epoch_end)
                     last_ckpt = time.time()
                 t_prev = time.time()
@@ -306,6 +309,19 @@ class Run:
         finally:
             log.close()
         return self._finish(t_start)
+
+    def _stop_if_not_finite(self, loss: float, weights: bool = False) -> None:
+        """Stop before a NaN/inf loss (or, about to save, NaN/inf weights) reaches a checkpoint; the steps'
+        losses are summed between log rows, so every step is checked without a device sync per step."""
+        bad = not math.isfinite(loss)
+        if weights and not bad:
+            bad = not bool(torch.stack([p.isfinite().all() for p in self.student.parameters()]).all())
+        if bad:
+            kept = (f"the last good checkpoint {self.out / 'last.pt'} is kept" if (self.out / "last.pt").exists()
+                    else "no checkpoint had been written")
+            what = f"the training loss became {loss}" if not math.isfinite(loss) else "the weights became non-finite"
+            raise KDError(f"{what} by step {self.step}; {kept}. Lower --lr, raise --temperature or set --grad-clip, "
+                          f"and start again")
 
     @property
     def epoch(self) -> int:

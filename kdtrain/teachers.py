@@ -221,7 +221,8 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", ar
         if "global" in str(e).lower():
             raise KDError(f"{path} holds Python objects besides tensors, which kdtrain never unpickles; "
                           f"{ACCEPTED}") from None
-        raise KDError(f"{path} is not a readable torch.save file (corrupt or another format); {ACCEPTED}") from None
+        raise KDError(f"cannot read teacher {path}: not a readable torch.save file (corrupt or another format); "
+                      f"{ACCEPTED}") from None
     except Exception as e:  # corrupt/unreadable: one line, not a traceback
         raise KDError(f"cannot read teacher {path} ({type(e).__name__}: {_first_line(e)}); {ACCEPTED}") from None
     if kind == "pickle":
@@ -276,7 +277,7 @@ def _sniff(path: Path) -> str:
     is_zip = zipfile.is_zipfile(path)
     if path.suffix == ".pt2":
         if not is_zip:
-            raise KDError(f"{path} is not a .pt2 archive (not a zip file); {ACCEPTED}")
+            raise KDError(f"cannot read teacher {path}: not a .pt2 archive (not a zip file); {ACCEPTED}")
         return "export"
     if is_zip:
         with zipfile.ZipFile(path) as z:
@@ -287,7 +288,8 @@ def _sniff(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(2)
     if head[:1] != b"\x80":  # torch.save's legacy format is a pickle: protocol opcode first
-        raise KDError(f"{path} is not a model file (neither a zip archive nor a torch.save pickle); {ACCEPTED}")
+        raise KDError(f"cannot read teacher {path}: not a model file (neither a zip archive nor a torch.save "
+                      f"pickle); {ACCEPTED}")
     return "pickle"
 
 

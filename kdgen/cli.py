@@ -131,14 +131,19 @@ def info(dataset: str) -> None:
 @click.option("--cell", type=click.IntRange(8, 512), default=64, show_default=True, help="Pixels per image.")
 def preview(dataset: str, output: Path | None, count: int, cell: int) -> None:
     """Write a contact sheet of DATASET's first images, for a person to look at."""
-    from kdgen.dataset import resolve
+    from collections import Counter
+
+    from kdgen.dataset import load_manifest, resolve
     from kdgen.preview import contact_sheet
 
     meta_path = resolve(dataset)
-    meta = manifest.load(meta_path)
+    meta = load_manifest(meta_path)
     output = output or meta_path.with_name(f"{meta['name']}-preview.png")
-    n = contact_sheet(meta_path, output, count=count, cell=cell)
-    click.echo(f"wrote a contact sheet of {n} images to {output}")
+    skipped: Counter = Counter()
+    n = contact_sheet(meta_path, output, count=count, cell=cell, skipped=skipped)
+    passed = [f"{skipped[k]} unreadable {k}" for k in ("samples", "shards") if skipped[k]]
+    note = f" (skipped {', '.join(passed)})" if passed else ""
+    click.echo(f"wrote a contact sheet of {n} images to {output}{note}")
 
 
 @cli.command("merge-manifest")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tarfile
+from collections import Counter
 from pathlib import Path
 
 from kdgen import contract, manifest
@@ -17,13 +19,24 @@ def resolve(dataset: str) -> Path:
     return path
 
 
-def shard_paths(meta_path: Path) -> list[Path]:
+def load_manifest(meta_path: Path) -> dict:
+    """A dataset's manifest, checked for the fields readers need (a one-line error otherwise)."""
     meta = manifest.load(meta_path)
+    missing = [k for k in ("name", "shards", "size", "format") if k not in meta]
+    if missing or not isinstance(meta["shards"], dict):
+        what = f"lacks {', '.join(missing)}" if missing else "has no shard table"
+        raise KdgenError(f"{meta_path} is not a kdgen manifest ({what}); pass the NAME-manifest.json of a "
+                         f"dataset kdgen wrote")
+    return meta
+
+
+def shard_paths(meta_path: Path) -> list[Path]:
+    meta = load_manifest(meta_path)
     return [meta_path.parent / name for name in sorted(meta["shards"])]
 
 
 def describe(meta_path: Path) -> str:
-    meta = manifest.load(meta_path)
+    meta = load_manifest(meta_path)
     shards = shard_paths(meta_path)
     missing = [p.name for p in shards if not p.exists()]
     size = sum(p.stat().st_size for p in shards if p.exists())
@@ -44,6 +57,27 @@ def describe(meta_path: Path) -> str:
     if meta.get("command"):
         lines.append(f"command    {meta['command']}")
     return "\n".join(lines)
+
+
+def iter_readable(meta_path: Path, limit: int | None = None, skipped: Counter | None = None):
+    """Decoded samples in order, passing over unreadable shards (counted under "shards") and samples
+    that do not decode or have no image (counted under "samples")."""
+    skipped = Counter() if skipped is None else skipped
+    n = 0
+    for path in shard_paths(meta_path):
+        try:
+            for raw in contract.iter_raw(path):
+                if limit is not None and n >= limit:
+                    return
+                try:
+                    sample = contract.decode_sample(raw)
+                except Exception:  # noqa: BLE001 - any undecodable sample is passed over and counted
+                    skipped["samples"] += 1
+                    continue
+                n += 1
+                yield sample
+        except (OSError, tarfile.TarError, EOFError):  # missing, truncated or corrupt shard: the next one
+            skipped["shards"] += 1
 
 
 def iter_samples(meta_path: Path, limit: int | None = None):

@@ -47,9 +47,15 @@ def load(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise KdgenError(f"{path} is not valid JSON; delete it or rerun with --overwrite") from None
+    except OSError as err:
+        raise KdgenError(f"cannot read {path}: {err.strerror or err}; check the path") from None
+    if not isinstance(obj, dict):
+        raise KdgenError(f"{path} holds JSON {type(obj).__name__}, not an object; delete it or rerun with "
+                         f"--overwrite")
+    return obj
 
 
 def conflicts(old: dict, new: dict) -> list[str]:
@@ -71,9 +77,11 @@ def dataset_files(out: Path, name: str) -> list[Path]:
     return sorted({p for pat in pats for p in out.glob(pat)})
 
 
-def prepare_output(out: Path, name: str, overwrite: bool) -> None:
-    """Make the output folder (checking it is writable); with overwrite, remove the old dataset."""
+def prepare_output(out: Path, name: str, overwrite: bool) -> list[Path]:
+    """Make the output folder (checking it is writable); with overwrite, remove the old dataset.
+    Returns the folders it created, deepest first, for remove_empty_dirs after a failed run."""
     out = Path(out)
+    created = [d for d in (out, *out.parents) if not d.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".kdgen-write-probe-{os.getpid()}"
@@ -85,6 +93,16 @@ def prepare_output(out: Path, name: str, overwrite: bool) -> None:
         for path in dataset_files(out, name):
             path.unlink()
         remove_from_info(out, name)
+    return created
+
+
+def remove_empty_dirs(dirs: list[Path]) -> None:
+    """Remove the folders a failed run created, deepest first, where it left nothing in them."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:  # not empty (complete shards are kept) or already gone
+            return
 
 
 def finish(out: Path, meta: dict, rank: int = 0, world_size: int = 1) -> Path:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 from PIL import Image
 
-from kdgen.dataset import iter_samples
+from kdgen.dataset import iter_readable
+from kdgen.errors import KdgenError
 
 
-def contact_sheet(meta_path: Path, output: Path, count: int = 64, cell: int = 64, pad: int = 2) -> int:
-    """Write a PNG grid of the first `count` images; returns how many were drawn."""
-    images = [s["image"] for s in iter_samples(meta_path, limit=count)]
+def contact_sheet(meta_path: Path, output: Path, count: int = 64, cell: int = 64, pad: int = 2,
+                  skipped: Counter | None = None) -> int:
+    """Write a PNG grid of the first `count` readable images; returns how many were drawn. Unreadable
+    shards and samples are passed over and counted in `skipped` ("shards", "samples")."""
+    skipped = Counter() if skipped is None else skipped
+    images = [s["image"] for s in iter_readable(meta_path, limit=count, skipped=skipped)]
     if not images:
-        raise ValueError(f"{meta_path} has no samples to show")
+        why = f" ({skipped['samples']} bad samples, {skipped['shards']} unreadable shards)" if skipped else ""
+        raise KdgenError(f"{meta_path} has no readable samples to show{why}")
     cols = math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / cols)
     sheet = Image.new("RGB", (cols * (cell + pad) + pad, rows * (cell + pad) + pad), (255, 255, 255))

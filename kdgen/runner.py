@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -43,14 +44,32 @@ class RunConfig:
     class_names: list[str] | None = None  # label names, for labelled sources (imported images)
 
 
+# Limits of the shard contract: keys have 9 digits and shard numbers 6 (names sort and glob by width).
+MAX_SAMPLES = 10**9
+MAX_SHARDS = 10**6
+MAX_PIXELS = 1 << 24  # per image (4096x4096): one image's working arrays stay well inside a worker's memory
+PIXELS_PER_TASK = 1 << 24  # images rendered together are capped by this many pixels (bounds a worker's memory)
+
+
 def validate(cfg: RunConfig) -> str:
     """Check the run's settings; returns the file extension. Raises KdgenError naming the fix."""
     if cfg.n <= 0:
         raise KdgenError(f"--n must be a positive number of samples, got {cfg.n}")
+    if cfg.n > MAX_SAMPLES:
+        raise KdgenError(f"--n {cfg.n} is more than a dataset holds ({MAX_SAMPLES:,} samples, 9-digit keys); "
+                         f"split it into several datasets with --name and --seed")
     if min(cfg.size) <= 0:
         raise KdgenError(f"--size must be positive (e.g. 32 or 64x48), got {cfg.size[0]}x{cfg.size[1]}")
+    if cfg.size[0] * cfg.size[1] > MAX_PIXELS:
+        raise KdgenError(f"--size {cfg.size[0]}x{cfg.size[1]} is too large: at most {MAX_PIXELS:,} pixels per "
+                         f"image (e.g. 4096x4096); choose a smaller --size")
     if cfg.shard_size <= 0:
         raise KdgenError(f"--shard-size must be positive, got {cfg.shard_size}")
+    if -(-cfg.n // cfg.shard_size) > MAX_SHARDS:
+        raise KdgenError(f"--n {cfg.n} in shards of {cfg.shard_size} makes more than {MAX_SHARDS:,} shards "
+                         f"(6-digit shard numbers); raise --shard-size")
+    if cfg.seed < 0:
+        raise KdgenError(f"--seed must be a non-negative integer, got {cfg.seed}")
     if cfg.workers <= 0:
         raise KdgenError(f"--workers must be at least 1, got {cfg.workers}")
     if cfg.world_size <= 0 or not 0 <= cfg.rank < cfg.world_size:
@@ -60,9 +79,11 @@ def validate(cfg: RunConfig) -> str:
     return check_format(cfg.fmt)
 
 
-def plan(n: int, shard_size: int) -> list[tuple[int, int, int]]:
-    """(shard, first index, count) for every shard of an n-sample dataset."""
-    return [(s, s * shard_size, min(shard_size, n - s * shard_size)) for s in range(-(-n // shard_size))]
+def plan(n: int, shard_size: int, rank: int = 0, world_size: int = 1):
+    """(shard, first index, count) for each shard of an n-sample dataset that this rank writes, lazily
+    (a plan of a billion samples is never held in memory)."""
+    for s in range(rank, -(-n // shard_size), world_size):
+        yield s, s * shard_size, min(shard_size, n - s * shard_size)
 
 
 # ---- worker side -----------------------------------------------------------------------------
@@ -154,7 +175,17 @@ def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> tuple[dict[int, i
 
 
 def generate(cfg: RunConfig) -> dict:
-    """Make (or complete) a dataset; returns the run summary."""
+    """Make (or complete) a dataset; returns the run summary. A run that fails removes the folders it
+    created if it left nothing in them."""
+    created: list[Path] = []
+    try:
+        return _generate(cfg, created)
+    except BaseException:
+        manifest.remove_empty_dirs(created)
+        raise
+
+
+def _generate(cfg: RunConfig, created: list[Path]) -> dict:
     ext = validate(cfg)
     gen_cls = get_generator(cfg.generator)
     try:
@@ -163,50 +194,69 @@ def generate(cfg: RunConfig) -> dict:
         raise KdgenError(str(err)) from None
     name = cfg.name or gen_cls.name
     out = Path(cfg.out)
-    manifest.prepare_output(out, name, cfg.overwrite)
+    created += manifest.prepare_output(out, name, cfg.overwrite)
     meta = manifest.new_manifest(name=name, generator=gen_cls.name, params=gen.describe(), seed=cfg.seed,
                                  size=cfg.size, fmt=ext, quality=cfg.quality, shard_size=cfg.shard_size,
                                  class_names=cfg.class_names, command=cfg.command, generator_version=gen_cls.version)
     if cfg.world_size > 1:
         meta.update(rank=cfg.rank, world_size=cfg.world_size)
-    mine = [p for p in plan(cfg.n, cfg.shard_size) if p[0] % cfg.world_size == cfg.rank]
-    done, earlier_seconds = _existing_state(cfg, meta, mine)
+    def mine():
+        return plan(cfg.n, cfg.shard_size, cfg.rank, cfg.world_size)
+
+    done, earlier_seconds = _existing_state(cfg, meta, mine())
     meta["seconds"] = earlier_seconds
     for shard, count in done.items():
         manifest.record_shard(meta, shard_name(name, shard), count)
-    for shard, _, _ in mine:  # leftovers of a killed run of this rank
-        for tmp in out.glob(f".{shard_name(name, shard)}.tmp*"):
+    for tmp in out.glob(f".{name}-*.tar.tmp*"):  # leftovers of a killed run of this rank
+        number = tmp.name[len(name) + 2:].split(".", 1)[0]
+        if number.isdigit() and int(number) % cfg.world_size == cfg.rank:
             tmp.unlink(missing_ok=True)
 
-    todo = [p for p in mine if p[0] not in done]
-    chunk = max(1, min(gen_cls.batch, cfg.shard_size))
-    tasks = [(shard, start + o, min(chunk, count - o)) for shard, start, count in todo for o in range(0, count, chunk)]
+    chunk = max(1, min(gen_cls.batch, cfg.shard_size, PIXELS_PER_TASK // (cfg.size[0] * cfg.size[1])))
+
+    def tasks():  # (shard, first index, count) per render call, lazily and in order
+        for shard, start, count in mine():
+            if shard not in done:
+                yield from ((shard, start + o, min(chunk, count - o)) for o in range(0, count, chunk))
+
     t0 = time.perf_counter()
     counters: Counter = Counter()
     written_bytes = 0
-    total = sum(c for _, _, c in todo)
+    total = sum(c for _, _, c in mine()) - sum(done.values())
+    shards_written = 0
     bar = tqdm(total=total, unit="img", desc=name, disable=not cfg.progress or total == 0, smoothing=0.1)
     init_args = (gen_cls.name, cfg.size, cfg.params, ext, cfg.quality, cfg.seed)
     pool = None
     current: ShardFile | None = None
+    # the pool's feeder takes tasks only as results are used: a long plan never queues up in memory
+    slots, stopping = threading.Semaphore(4 * cfg.workers), threading.Event()
+
+    def fed():
+        for _, start, count in tasks():
+            slots.acquire()
+            if stopping.is_set():
+                return
+            yield start, count
+
     try:
-        if cfg.workers > 1 and tasks:
+        if cfg.workers > 1 and total:
             with _worker_threads(cfg.workers):
                 pool = mp.get_context("spawn").Pool(cfg.workers, initializer=_init_worker, initargs=init_args)
-            results = pool.imap(_render_chunk, [(s, c) for _, s, c in tasks])
+            results = pool.imap(_render_chunk, fed())
         else:
             _init_worker(*init_args)
-            results = (_render_chunk((s, c)) for _, s, c in tasks)
-        planned = {shard: count for shard, _, count in todo}
-        for (shard, _, _), (samples, chunk_counters) in zip(tasks, results):
+            results = (_render_chunk((s, c)) for _, s, c in tasks())
+        for (shard, _, _), (samples, chunk_counters) in zip(tasks(), results):
+            slots.release()
             if current is None:
                 current = ShardFile(out / shard_name(name, shard))
             for sample in samples:
                 current.write_packed(sample)
             counters.update(chunk_counters)
             bar.update(len(samples))
-            if current.count == planned[shard]:
+            if current.count == min(cfg.shard_size, cfg.n - shard * cfg.shard_size):
                 written_bytes += current.commit()
+                shards_written += 1
                 manifest.record_shard(meta, current.path.name, current.count)
                 current = None
                 manifest.write_json_atomic(manifest.manifest_path(out, name, cfg.rank, cfg.world_size), meta)
@@ -221,6 +271,8 @@ def generate(cfg: RunConfig) -> dict:
         raise
     finally:
         bar.close()
+        stopping.set()
+        slots.release()  # a feeder waiting for a slot sees `stopping` and ends
         if pool is not None:
             pool.terminate()
             pool.join()
@@ -237,7 +289,7 @@ def generate(cfg: RunConfig) -> dict:
         "out": str(out),
         "samples": total,
         "skipped_existing": sum(done.values()),
-        "shards": len(todo),
+        "shards": shards_written,
         "bytes": written_bytes,
         "seconds": seconds,
         "images_per_s": total / seconds if seconds > 0 else 0.0,

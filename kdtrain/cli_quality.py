@@ -97,10 +97,23 @@ def _load(o: dict):
     return cli_teacher.load(o, _device(o["device"]))
 
 
-def _stream(files, teacher, batch_size, limit):
+def _stream(files, teacher, batch_size, limit, problems=None):
     from kdtrain.data import iterate_shards
 
-    return iterate_shards(files, teacher.spec, batch_size, limit=limit)
+    return iterate_shards(files, teacher.spec, batch_size, limit=limit, problems=problems)
+
+
+def _problems():
+    from kdtrain.shards import Problems
+
+    return Problems()
+
+
+def _skipped(problems) -> str:
+    """The summary's count of what was passed over (each shard also got one warning line)."""
+    c = problems.counts
+    parts = [f"{c[k]} {k.replace('_', ' ')}" for k in ("bad_samples", "shard_errors") if c.get(k)]
+    return f"; skipped {', '.join(parts)}" if parts else ""
 
 
 def _writer(out: Path, teacher, generator: str, params: dict, seed: int, o: dict, inputs):
@@ -114,12 +127,11 @@ def _writer(out: Path, teacher, generator: str, params: dict, seed: int, o: dict
     existing = manifest.dataset_files(folder, name)
     if {Path(f).resolve() for f in inputs} & {p.resolve() for p in existing}:
         raise KDError(f"--out {out} would overwrite the input shards; choose another name")
-    if existing and not o["overwrite"]:
-        raise KDError(f"dataset {out} already exists; pass --overwrite to replace it")
     spec = teacher.spec
+    # an unfinished dataset of the same settings resumes (complete shards kept); a finished one is refused
     return DatasetWriter(folder, name, generator=generator, params=params, size=(spec.width, spec.height), seed=seed,
                          shard_size=o["shard_size"], fmt=o["fmt"], class_names=list(teacher.class_names),
-                         overwrite=o["overwrite"], command=command_line())
+                         overwrite=o["overwrite"], command=command_line(), resume=not o["overwrite"])
 
 
 def _set_label(pattern: str) -> tuple[str, str]:
@@ -148,13 +160,14 @@ def _attack_cmd(o):
               "sources": list(o["patterns"]), "teacher": str(o["teacher"])}
     start = time.perf_counter()
     with _writer(o["out"], teacher, "attack", params, o["seed"], o, files) as w:
-        stats = run_offline(teacher, _stream(files, teacher, o["batch_size"], o["limit"]), w, cfg, o["seed"],
-                            o["limit"])
+        problems = _problems()
+        stats = run_offline(teacher, _stream(files, teacher, o["batch_size"], o["limit"], problems), w, cfg,
+                            o["seed"], o["limit"])
         if stats["sources"] == 0:  # inside the writer, so no empty dataset is left behind
             raise KDError("no samples to attack: the shards matched hold no images")
     secs = time.perf_counter() - start
     click.echo(f"{o['out']}: {stats['written']} samples from {stats['sources']} sources "
-               f"({stats['crossed']} crossed), {stats['sources'] / secs:.1f} sources/s")
+               f"({stats['crossed']} crossed), {stats['sources'] / secs:.1f} sources/s{_skipped(problems)}")
     _print_balance(stats["class_counts"], teacher.class_names)
 
 
@@ -222,7 +235,10 @@ def score_cmd(**o):
 
 
 def _score_cmd(o):
+    from kdtrain.config import check_out_folder
     from kdtrain.scoring import format_table, plot_scores, score_batches
+
+    check_out_folder(o["out"])  # before the work, not after it
 
     sets = [_set_label(p) for p in o["patterns"]]
     labels = [s[0] for s in sets]
@@ -232,9 +248,11 @@ def _score_cmd(o):
     teacher = _load(o)
     real = _eval_batches(o["eval"], teacher, o["batch_size"], o["limit"]) if o["eval"] else None
     scorers, results, rates = {}, {}, {}
+    skipped = {}
     for label, fl in files.items():
         start = time.perf_counter()
-        s = score_batches(teacher, _stream(fl, teacher, o["batch_size"], o["limit"]), o["limit"],
+        skipped[label] = _problems()
+        s = score_batches(teacher, _stream(fl, teacher, o["batch_size"], o["limit"], skipped[label]), o["limit"],
                           o["sample_size"], o["seed"])
         rates[label] = s.n / (time.perf_counter() - start)
         results[label] = s.result(teacher.class_names)
@@ -251,6 +269,9 @@ def _score_cmd(o):
     (out / "score.json").write_text(json.dumps(report, indent=1) + "\n")
     plot_scores(scorers, out / "score.png", list(teacher.class_names), eval_scorer)
     click.echo(format_table(results))
+    for label, problems in skipped.items():
+        if _skipped(problems):
+            click.echo(f"{label}{_skipped(problems)}")
     for label, r in results.items():
         if r["never_predicted"]:
             click.echo(f"{label}: never predicted: {', '.join(r['never_predicted'])}")
@@ -286,11 +307,17 @@ def _curate_cmd(o):
               "fill_with_attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
               if cfg else None}
     with _writer(o["out"], teacher, "curate", params, o["seed"], o, files) as w:
-        rep = curate(teacher, lambda: _stream(files, teacher, o["batch_size"], o["limit"]), w, o["per_class"],
+        passes = []  # one Problems per pass over the pool; the first pass's counts are the summary's
+
+        def pool():
+            passes.append(_problems())
+            return _stream(files, teacher, o["batch_size"], o["limit"], passes[-1])
+
+        rep = curate(teacher, pool, w, o["per_class"],
                      o["min_conf"], o["max_conf"], o["limit"], o["fill_with_attack"], cfg, o["seed"])
         if rep.seen == 0:
             raise KDError("no samples to curate: the shards matched hold no images")
-    click.echo(f"{o['out']}: {rep.summary()}")
+    click.echo(f"{o['out']}: {rep.summary()}{_skipped(passes[0]) if passes else ''}")
 
 
 score_options = _options([

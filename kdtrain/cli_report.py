@@ -10,11 +10,13 @@ import click
 
 def report_cmd(runs: Path, data: Path, out: Path, config: Path | None, title: str | None, notes: Path | None) -> None:
     """Write the results report (table, figures, targets, commands) of a pipeline run."""
+    from kdtrain.config import check_out_folder
     from kdtrain.errors import KDError
     from kdtrain.report import load_config, write_report
 
     if notes is not None and not notes.exists():
         raise KDError(f"--notes {notes}: no such file")
+    check_out_folder(out.parent, "--out's folder")
     click.echo(write_report(runs, data, out, title, notes, load_config(config)))
 
 

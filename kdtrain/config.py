@@ -7,8 +7,11 @@ Other modules may add fields (e.g. the attack's `adv_*`): they get CLI flags aut
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from kdgen.settings import knob  # a field with its help: the CLI flags are generated from these
 from kdtrain.errors import KDError
@@ -97,6 +100,40 @@ class DistillConfig:
             raise KDError(f"unknown config fields: {', '.join(sorted(unknown))}")
         return cls(**d)
 
+    def validate(self) -> None:
+        """Refuse values that would crash a run later or end it with a false success (a run that writes
+        no model, a NaN loss): one line naming the flag, before anything is loaded or written."""
+        def need(ok: bool, flag: str, rule: str) -> None:
+            if not ok:
+                raise KDError(f"--{flag} must be {rule}, got {getattr(self, flag.replace('-', '_'))}")
+
+        def finite(v) -> bool:
+            return isinstance(v, (int, float)) and math.isfinite(v)
+
+        need(self.steps is None or self.steps >= 1, "steps", "at least 1 (leave it out to run --epochs)")
+        need(self.steps is not None or self.epochs >= 1, "epochs", "at least 1")
+        need(self.batch_size >= 1, "batch-size", "at least 1")
+        need(self.samples_per_epoch is None or self.samples_per_epoch >= 1, "samples-per-epoch", "at least 1")
+        need(self.eval_limit is None or self.eval_limit >= 1, "eval-limit", "at least 1 (leave it out for all)")
+        need(finite(self.lr) and self.lr > 0, "lr", "a positive finite number")
+        need(finite(self.temperature) and self.temperature > 0, "temperature", "a positive finite number")
+        need(finite(self.min_lr) and self.min_lr >= 0, "min-lr", "a finite number >= 0")
+        need(finite(self.momentum) and 0 <= self.momentum < 1, "momentum", "in [0, 1)")
+        need(finite(self.weight_decay) and self.weight_decay >= 0, "weight-decay", "a finite number >= 0")
+        need(finite(self.warmup) and 0 <= self.warmup < 1, "warmup", "a fraction in [0, 1)")
+        need(finite(self.grad_clip) and self.grad_clip >= 0, "grad-clip", "a finite number >= 0 (0: off)")
+        need(finite(self.ce_weight) and self.ce_weight >= 0, "ce-weight", "a finite number >= 0")
+        need(finite(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label-smoothing", "in [0, 1)")
+        need(finite(self.mixup_alpha) and self.mixup_alpha > 0, "mixup-alpha", "a positive finite number")
+        need(finite(self.jitter) and self.jitter >= 0, "jitter", "a finite number >= 0")
+        need(0 <= self.ra_m <= 30, "ra-m", "in 0..30")
+        need(self.ra_n >= 0, "ra-n", "at least 0")
+        need(self.shuffle_buffer >= 1, "shuffle-buffer", "at least 1")
+        need(self.log_every >= 1, "log-every", "at least 1")
+        need(self.ckpt_every >= 0, "ckpt-every", "at least 0 (0: off)")
+        need(finite(self.ckpt_minutes) and self.ckpt_minutes > 0, "ckpt-minutes", "a positive number")
+        check_out_folder(self.out)
+
     def resolved_threads(self) -> int:
         if self.threads > 0:
             return self.threads
@@ -106,3 +143,18 @@ class DistillConfig:
         if self.workers >= 0:
             return self.workers
         return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def check_out_folder(path, flag: str = "--out") -> None:
+    """A folder that can be made (or exists) and written, checked before any work: not a file, not
+    under a read-only tree such as /proc. Probes with a temporary folder that it removes again."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise KDError(f"{flag} {path} is a file, not a folder; choose another {flag}")
+    base = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not base.is_dir():
+        raise KDError(f"{flag} {path}: {base} is a file, not a folder; choose another {flag}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".kdtrain-probe-", dir=base))
+    except OSError as e:
+        raise KDError(f"{flag} {path}: cannot write in {base} ({e.strerror or e}); choose a writable folder") from None

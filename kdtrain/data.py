@@ -149,7 +149,7 @@ class EpochBatches(IterableDataset):
                 try:
                     s = decode_sample(r, with_meta=False)
                 except Exception as e:  # noqa: BLE001 - undecodable: dropped and counted
-                    problems.report("bad_samples", e)
+                    problems.report("bad_samples", e, r.get("__url__"))
                     continue
                 images.append(s["image"])
                 labels.append(s["label"])

@@ -90,6 +90,7 @@ def cosine_with_warmup(total: int, warmup: int, min_ratio: float) -> Callable[[i
 def distill(config: DistillConfig, batch_hook: BatchHook | None = None, command: str | None = None) -> dict:
     """Run (or resume) a training run described by `config`; returns the summary (also summary.json).
     `command`: the command line that started it, stored in the run's config.yaml."""
+    config.validate()  # before anything is loaded or the run folder made
     try:
         return Run(config, batch_hook, command).train()
     finally:
@@ -330,7 +331,8 @@ class Run:
             self.out.mkdir(parents=True, exist_ok=True)
             write_yaml(self.out / "config.yaml", {"command": self.command, **cfg.to_dict()})
         log = RunLog(self.out if self.main else None, self.total_steps, self.step, cfg.tensorboard, cfg.progress)
-        log.message(f"precision: {precision.describe(self.amp_dtype, self.device)}")
+        if cfg.progress:  # quiet runs have it in summary.json
+            log.message(f"precision: {precision.describe(self.amp_dtype, self.device)}")
         t_start, last_ckpt = time.time(), time.time()
         self.elapsed_base = self.elapsed
         loader = make_train_loader(self.source, self.spec, self.preset, cfg.batch_size, self.steps_per_epoch,
@@ -348,13 +350,16 @@ class Run:
                 window.add(parts, len(batch["images"]) * self.world)
                 log.progress(1, {})
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                    self._log_train(log, window.take(), t_start)
+                    w = window.take()
+                    self._stop_if_not_finite(w["losses"]["loss"])
+                    self._log_train(log, w, t_start)
                 t_pause = time.time()
                 epoch_end = self.step % self.steps_per_epoch == 0 or self.step == self.total_steps
                 if epoch_end:
                     self._evaluate(log, t_start)
                 if self.main and (epoch_end or (cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
                                   or time.time() - last_ckpt > 60 * cfg.ckpt_minutes):
+                    self._stop_if_not_finite(float(window.sums.get("loss", 0.0)), weights=True)
                     self._save(t_start, model_file=epoch_end)
                     last_ckpt = time.time()
                 t_prev = time.time()
@@ -382,6 +387,19 @@ class Run:
         log.progress(0, {"loss": w["losses"]["loss"], "samples/s": round(w["rate"])})
         log.row("train", self.step, epoch=self.epoch, lr=self.sched.get_last_lr()[0], samples_per_s=w["rate"],
                 skipped=sum(self.problems.values()), wall_s=self._wall(t_start), **w["losses"])
+
+    def _stop_if_not_finite(self, loss: float, weights: bool = False) -> None:
+        """Stop before a NaN/inf loss (or, about to save, NaN/inf weights) reaches a checkpoint; the steps'
+        losses are summed between log rows, so every step is checked without a device sync per step."""
+        bad = not math.isfinite(loss)
+        if weights and not bad:
+            bad = not bool(torch.stack([p.isfinite().all() for p in self.student.parameters()]).all())
+        if bad:
+            kept = (f"the last good checkpoint {self.out / 'last.pt'} is kept" if (self.out / "last.pt").exists()
+                    else "no checkpoint had been written")
+            what = f"the training loss became {loss}" if not math.isfinite(loss) else "the weights became non-finite"
+            raise KDError(f"{what} by step {self.step}; {kept}. Lower --lr, raise --temperature or set --grad-clip, "
+                          f"and start again")
 
     @property
     def epoch(self) -> int:

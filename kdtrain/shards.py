@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import itertools
+import sys
 import tarfile
 import warnings
 from collections import Counter
@@ -26,17 +27,22 @@ from kdtrain.tario import NotPlain, tar_members
 from kdtrain.teachers import InputSpec, adapt
 
 TRAIN_FIELDS = (*IMAGE_EXTS, "cls")  # training reads no .json: skipping it makes tar reading ~10% faster
-MAX_WARNINGS = 20  # per process; later problems are only counted
+MAX_WARNINGS = 20  # shards warned about per process; later problems are only counted
 
 def expand_patterns(patterns: list[str]) -> list[str]:
-    """Brace-expand and glob each pattern (sorted); a pattern that matches nothing is an error."""
+    """Brace-expand and glob each pattern (sorted); a pattern that matches nothing is an error, and so is
+    a match that is not a regular file (a FIFO or a device would block or never end)."""
     urls = []
     for pattern in patterns:
         found = []
         for p in braceexpand(pattern):
-            found += sorted(glob.glob(p)) if glob.has_magic(p) else ([p] if Path(p).is_file() else [])
+            found += sorted(glob.glob(p)) if glob.has_magic(p) else ([p] if Path(p).exists() else [])
         if not found:
             raise KDError(f"shard pattern {pattern!r} matches no files")
+        odd = [f for f in found if not Path(f).is_file()]
+        if odd:
+            raise KDError(f"shard pattern {pattern!r} matches {odd[0]}, which is not a regular file; "
+                          f"give a pattern that matches shard files only")
         urls += found
     return urls
 
@@ -78,22 +84,38 @@ def decode_sample(raw: dict, with_meta: bool = True) -> dict:
 
 
 class Problems:
-    """Counts (and warns about, up to MAX_WARNINGS) unreadable shards and undecodable samples."""
+    """Counts unreadable shards and undecodable samples, and says so in one line per shard (on stderr,
+    the first time that shard has problems in this process); the totals go into the run's summary."""
 
     def __init__(self):
         self.counts: Counter = Counter()
+        self.url = ""  # the shard being read, for problems reported without one
+        self.pending: dict[str, Counter] = {}  # url -> problems since the last flush
+        self.reasons: dict[str, str] = {}  # url -> the first problem's text
+        self.warned: set[str] = set()
 
-    def report(self, kind: str, exn: Exception) -> bool:
+    def report(self, kind: str, exn: Exception, url: str | None = None) -> bool:
+        url = url or self.url
         self.counts[kind] += 1
-        if sum(self.counts.values()) <= MAX_WARNINGS:
-            warnings.warn(f"skipping {kind.replace('_', ' ')}: {type(exn).__name__}: {exn}", RuntimeWarning,
-                          stacklevel=3)
+        self.pending.setdefault(url, Counter())[kind] += 1
+        self.reasons.setdefault(url, f"{type(exn).__name__}: {str(exn).splitlines()[0] if str(exn) else ''}"[:160])
         return True  # webdataset handler protocol: True = continue
 
     def shard_handler(self, exn: Exception) -> bool:
         return self.report("shard_errors", exn)
 
+    def flush(self) -> None:
+        """One line per shard with new problems; a shard read again later is only counted."""
+        for url, c in self.pending.items():
+            if url in self.warned or len(self.warned) >= MAX_WARNINGS:
+                continue
+            self.warned.add(url)
+            what = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(c.items()))
+            print(f"warning: {url or 'shards'}: skipped {what} (first: {self.reasons.get(url)})", file=sys.stderr)
+        self.pending.clear()
+
     def take(self) -> dict:
+        self.flush()
         out, self.counts = dict(self.counts), Counter()
         return out
 
@@ -101,6 +123,7 @@ class Problems:
 def read_shard(url: str, problems: Problems, fields: tuple[str, ...] | None = None) -> Iterator[dict]:
     """Raw samples of one tar, grouped by key with webdataset's `group_by_keys`; a truncated or corrupt
     tar ends early and is counted. `fields`: extensions to keep (None: all)."""
+    problems.url = url
     try:
         members = tar_members(url, problems.report, fields)
     except NotPlain:  # compressed, or not a local file: webdataset's own reader
@@ -122,17 +145,19 @@ def iterate_raw(urls: list[str], spec: InputSpec | None = None, need_label: bool
                 if spec is not None:
                     s["image"] = adapt_uint8([s["image"]], spec)[0]
             except Exception as e:  # noqa: BLE001 - any undecodable sample is skipped, training goes on
-                problems.report("bad_samples", e)
+                problems.report("bad_samples", e, url)
                 continue
             if need_label and s["label"] < 0:
                 continue
             yield s
+        problems.flush()  # one line for this shard, with all of its problems
 
 
-def iterate_shards(patterns: list[str], spec: InputSpec, batch_size: int, limit: int | None = None):
+def iterate_shards(patterns: list[str], spec: InputSpec, batch_size: int, limit: int | None = None,
+                   problems: Problems | None = None):
     """Batches of shard samples in shard order (no shuffle, no resampling): keys, float images N,C,H,W in
     [0,1] adapted to `spec`, meta, labels (LongTensor, -1 where missing; None if no sample has one), urls."""
-    samples = iterate_raw(expand_patterns(patterns))
+    samples = iterate_raw(expand_patterns(patterns), problems=problems)
     if limit is not None:
         samples = itertools.islice(samples, limit)
     while chunk := list(itertools.islice(samples, batch_size)):

@@ -8,9 +8,13 @@ beside the model (`teacher.pt2` -> `teacher.json`).
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import os
+import pickle
 import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -222,13 +226,25 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", ar
     kind = _sniff(path)
     try:
         if kind == "export":
-            model = torch.export.load(str(path)).module()
+            check_export_archive(path)
+            with _tensors_only():
+                program = torch.export.load(str(path))
+            _check_dynamic_batch(program, path)
+            model = program.module()
         elif kind == "torchscript":
             model = torch.jit.load(str(path), map_location="cpu")
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except KDError:
+        raise
+    except pickle.UnpicklingError as e:  # said without torch's advice to turn weights_only off
+        if "global" in str(e).lower():
+            raise KDError(f"{path} holds Python objects besides tensors, which kdtrain never unpickles; "
+                          f"{ACCEPTED}") from None
+        raise KDError(f"cannot read teacher {path}: not a readable torch.save file (corrupt or another format); "
+                      f"{ACCEPTED}") from None
     except Exception as e:  # corrupt/unreadable: one line, not a traceback
-        raise KDError(f"cannot read teacher {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        raise KDError(f"cannot read teacher {path} ({type(e).__name__}: {_first_line(e)}); {ACCEPTED}") from None
     if kind == "pickle":
         if isinstance(obj, dict) and "state_dict" in obj and "arch" in obj and "spec" in obj:
             return _from_checkpoint(obj, path, device)
@@ -276,15 +292,116 @@ def _classes_from_state(state: dict) -> int:
 
 
 def _sniff(path: Path) -> str:
-    """'export' (.pt2), 'torchscript' (zip with code/), or 'pickle' (torch.save)."""
+    """'export' (.pt2), 'torchscript' (zip with code/), or 'pickle' (torch.save). Anything else (a text
+    file, random bytes) is refused here, before a loader sees it."""
+    is_zip = zipfile.is_zipfile(path)
     if path.suffix == ".pt2":
+        if not is_zip:
+            raise KDError(f"cannot read teacher {path}: not a .pt2 archive (not a zip file); {ACCEPTED}")
         return "export"
-    if zipfile.is_zipfile(path):
+    if is_zip:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
         if any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names):
             return "torchscript"
+        return "pickle"
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:1] != b"\x80":  # torch.save's legacy format is a pickle: protocol opcode first
+        raise KDError(f"cannot read teacher {path}: not a model file (neither a zip archive nor a torch.save "
+                      f"pickle); {ACCEPTED}")
     return "pickle"
+
+
+ACCEPTED = ("accepted: a kdtrain checkpoint or a state_dict saved with torch.save (tensors only), a .pt2 from "
+            "torch.export.save, or TorchScript from torch.jit.save")
+# Members of a .pt2 archive that hold no code and no pickle (beside the sample inputs, checked apart).
+_PT2_PLAIN = ("archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id")
+
+
+def check_export_archive(path: Path) -> None:
+    """Refuse a .pt2 archive that would make torch.export.load unpickle or run anything.
+
+    torch.export.load unpickles (with weights_only=False) every weight or constant whose config says
+    use_pickle, and legacy weight files; it unpickles custom and opaque objects; it loads compiled
+    AOTInductor libraries; and it falls back to a full unpickle when the sample inputs fail a weights-only
+    load. A plain export holds none of these: JSON configs, raw tensor bytes, the graph as JSON, and
+    sample inputs that are tensors only. So the zip is read first, without loading anything."""
+    with zipfile.ZipFile(path) as z:
+        names = [n for n in z.namelist() if not n.endswith("/")]
+        root = names[0].split("/", 1)[0] + "/" if names else ""
+
+        def refuse(why: str):
+            raise KDError(f"refusing teacher {path}: {why}; kdtrain loads .pt2 archives of plain tensors only "
+                          f"(re-export it with torch.export.save from a model with tensor weights)")
+
+        for name in names:
+            rel = name[len(root):] if name.startswith(root) else None
+            if rel is None:
+                refuse(f"member {name} lies outside the archive's folder")
+            if rel in _PT2_PLAIN or rel.startswith("extra/") or (rel.startswith("models/") and rel.endswith(".json")):
+                continue
+            if rel.startswith("data/sample_inputs/") and rel.endswith(".pt"):
+                try:  # must load as tensors only, or torch would retry with a full unpickle
+                    torch.load(io.BytesIO(z.read(name)), map_location="cpu", weights_only=True)
+                except Exception:  # noqa: BLE001 - whatever the reason, torch's retry would unpickle it
+                    refuse(f"its sample inputs {rel} are a pickle of more than tensors")
+                continue
+            if rel.startswith(("data/weights/", "data/constants/")):
+                if rel.endswith(".pt"):
+                    refuse(f"{rel} is a pickled (legacy) weight file")
+                if rel.endswith(".json"):
+                    _check_payload_config(rel, z.read(name), refuse)
+                continue
+            refuse(f"it holds {rel}, which is not part of a plain export (compiled code or an unknown format)")
+        if not any(n[len(root):] == "archive_format" for n in names):
+            refuse("it has no archive_format entry (an old or foreign format, read by a full unpickle)")
+
+
+def _check_payload_config(rel: str, data: bytes, refuse) -> None:
+    try:
+        entries = json.loads(data)["config"]
+        items = list(entries.items())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        refuse(f"{rel} is not a weights/constants config")
+    for fqn, meta in items:
+        if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
+            refuse(f"{rel} asks to unpickle {fqn!r} (use_pickle), which can run code")
+        if not str(meta.get("path_name", "")).startswith(("weight_", "tensor_")):
+            refuse(f"{rel} stores {fqn!r} as {meta.get('path_name')!r}, an object rather than a tensor")
+
+
+@contextmanager
+def _tensors_only():
+    """While torch.export.load runs, every torch.load it makes is weights-only: a second line of defence
+    behind check_export_archive (torch retries failed weights-only loads with a full unpickle)."""
+    plain = torch.load
+    torch.load = functools.partial(_weights_only_load, plain)
+    try:
+        yield
+    finally:
+        torch.load = plain
+
+
+def _weights_only_load(load, *args, **kwargs):
+    kwargs["weights_only"] = True
+    return load(*args, **kwargs)
+
+
+def _check_dynamic_batch(program, path: Path) -> None:
+    """An export traced with a fixed batch size fails on every other batch size (a guard assertion)."""
+    inputs = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        val = node.meta.get("val") if node.op == "placeholder" and node.name in inputs else None
+        if isinstance(val, torch.Tensor) and val.ndim and isinstance(val.shape[0], int):
+            dim = "{0: torch.export.Dim('batch')}"
+            raise KDError(f"{path} was exported with a fixed batch size of {val.shape[0]}; export it with a dynamic "
+                          f"batch: torch.export.export(model, (x,), dynamic_shapes=({dim},))")
+
+
+def _first_line(e: Exception) -> str:
+    lines = [ln for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else "no details")[:200]
 
 
 def _sidecar(path: Path) -> dict:

@@ -40,7 +40,8 @@ def test_export_torchscript_and_state_dict_with_sidecar(tmp_path):
     x = torch.rand(2, 3, 10, 10)
     side = {"spec": {"channels": 3, "height": 10, "width": 10, "mean": [0.5], "std": [0.5]},
             "class_names": ["a", "b", "c", "d"]}
-    torch.export.save(torch.export.export(model, (x,)), tmp_path / "m.pt2")
+    batch = ({0: torch.export.Dim("batch")},)  # a fixed batch size is refused (issue #15)
+    torch.export.save(torch.export.export(model, (x,), dynamic_shapes=batch), tmp_path / "m.pt2")
     (tmp_path / "m.json").write_text(json.dumps(side))
     torch.jit.save(torch.jit.trace(model, x), tmp_path / "s.ts")
     (tmp_path / "s.json").write_text(json.dumps(side))

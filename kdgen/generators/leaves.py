@@ -40,19 +40,32 @@ AREA_FRACTION = np.array([1.0, 2 / np.pi, 2 / np.pi, 2 * np.cos(0.3) / (np.pi * 
 FIRST_COVER = 5.0  # paint leaves until e^-5 (0.7%) of the canvas is expected to be left uncovered
 HOLE_TESTS = 1 << 14  # (leaf, hole) pairs tested per image and round, about
 MAX_LEAVES = 2_000_000  # a safety bound; real images need a few hundred to a few thousand
+MAX_RENDER_PIXELS = 1 << 26  # per image, at the antialiased size
 
 
-def first_batch_size(h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float) -> int:
-    """Leaves to paint before switching to hole tests: enough that about e^-FIRST_COVER of the canvas
-    is left uncovered. A leaf covers a given pixel with probability p = E[area] / (h w), so F leaves
-    leave (1 - p)^F ~ e^(-p F) uncovered (472 leaves for the default mixed shapes, 1,658 for triangles).
-    """
+def cover_probability(h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float) -> float:
+    """p = E[leaf area] / (h w): the chance that one leaf covers a given pixel."""
     def moment(k):  # integral of r^k over [rmin, rmax]
         return np.log(rmax / rmin) if abs(k + 1) < 1e-9 else (rmax ** (k + 1) - rmin ** (k + 1)) / (k + 1)
 
     mean_r2 = moment(2 - exponent) / moment(-exponent)
-    p = np.pi * mean_r2 * AREA_FRACTION[np.asarray(shape_ids)].mean() / (h * w)
+    return np.pi * mean_r2 * AREA_FRACTION[np.asarray(shape_ids)].mean() / (h * w)
+
+
+def first_batch_size(h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float) -> int:
+    """Leaves to paint before switching to hole tests: enough that about e^-FIRST_COVER of the canvas
+    is left uncovered. A leaf covers a given pixel with probability p (cover_probability), so F leaves
+    leave (1 - p)^F ~ e^(-p F) uncovered (472 leaves for the default mixed shapes, 1,658 for triangles).
+    """
+    p = cover_probability(h, w, shape_ids, rmin, rmax, exponent)
     return int(np.clip(np.ceil(FIRST_COVER / p), 64, 16384))
+
+
+def leaves_to_cover(h: int, w: int, shape_ids, rmin: float, rmax: float, exponent: float) -> float:
+    """About how many leaves it takes to cover every pixel: the last of h w pixels is covered after
+    about (ln(h w) + a few) / p leaves. nan or inf where tiny radii overflow the moments."""
+    with np.errstate(all="ignore"):
+        return float((np.log(h * w) + 3) / cover_probability(h, w, shape_ids, rmin, rmax, exponent))
 
 
 def power_law_radii(u: np.ndarray, rmin: float, rmax: float, exponent: float) -> np.ndarray:
@@ -281,11 +294,20 @@ class Leaves(Generator):
             raise ValueError(f"unknown leaves --shape {shape!r}; choose {', '.join(SHAPES + ('mixed',))}")
         if colour not in COLOURS:
             raise ValueError(f"unknown leaves --colour {colour!r}; choose {', '.join(COLOURS)}")
-        if not 0 < rmin < rmax:
-            raise ValueError(f"need 0 < --rmin < --rmax, got {rmin} and {rmax}")
-        if exponent <= 0:
-            raise ValueError(f"--exponent must be positive, got {exponent}")
+        if not (np.isfinite(rmin) and np.isfinite(rmax) and 0 < rmin < rmax):
+            raise ValueError(f"need 0 < --rmin < --rmax (finite), got {rmin} and {rmax}")
+        if not (np.isfinite(exponent) and exponent > 0):
+            raise ValueError(f"--exponent must be a positive finite number, got {exponent}")
         self.shape_ids = np.arange(len(SHAPES)) if shape == "mixed" else np.array([SHAPES.index(shape)])
+        side = min(self.height, self.width) * antialias
+        if self.height * self.width * antialias ** 2 > MAX_RENDER_PIXELS:
+            raise ValueError(f"--antialias {antialias} at this --size renders over {MAX_RENDER_PIXELS:,} pixels "
+                             f"per image; lower --antialias or --size")
+        need = leaves_to_cover(self.height * antialias, self.width * antialias, self.shape_ids, rmin * side,
+                               rmax * side, exponent)
+        if not need <= MAX_LEAVES / 4:  # also catches nan from overflowing moments
+            raise ValueError(f"--rmin {rmin:g} with --exponent {exponent:g} makes leaves too small to cover "
+                             f"the canvas (about {need:.3g} leaves per image); raise --rmin or lower --exponent")
         self.colour, self.rmin, self.rmax, self.exponent, self.aa = colour, rmin, rmax, exponent, antialias
         self.params = dict(shape=shape, colour=colour, rmin=rmin, rmax=rmax, exponent=exponent, antialias=antialias)
 

@@ -21,9 +21,12 @@ PIXELS_PER_CALL = 1 << 18  # images computed together, in pixels: 256 at 32 px, 
 
 def _floats(text: str, what: str) -> list[float]:
     try:
-        return [float(v) for v in str(text).split(",")]
+        values = [float(v) for v in str(text).split(",")]
     except ValueError:
         raise ValueError(f"{what} must be numbers separated by commas, got {text!r}") from None
+    if not all(np.isfinite(values)):
+        raise ValueError(f"{what} must be finite numbers, got {text!r}")
+    return values
 
 
 def _stretch(fields: np.ndarray) -> np.ndarray:
@@ -165,6 +168,8 @@ class Noise(Generator):
         if min(self.std) < 0:
             raise ValueError(f"--std must not be negative, got {std}")
         a = _floats(alpha, "--alpha")
+        if len(a) > 2 or a[0] > a[-1]:
+            raise ValueError(f"--alpha must be one exponent or a range lo,hi with lo <= hi, got {alpha!r}")
         self.alpha = (a[0], a[-1])
         if not 1 <= octaves <= 12:
             raise ValueError(f"--octaves must be in 1..12, got {octaves}")

@@ -29,12 +29,13 @@ class ShadersOptions:
     compile of a fresh machine (about 0.13 s per program) inside the 45 s budget for 50,000 images.
     """
 
-    source: str = knob("both", "library, procedural, both, or a folder of shaders (same as --shader-dir DIR alone).")
+    source: str = knob("both", "library, procedural, both, or a folder of shaders: --source DIR renders only DIR's "
+                               "shaders (--source library --shader-dir DIR adds them to the library).")
     programs: int = knob(100, "Procedural programs in the pool (proc/0 .. proc/N-1). Each costs a one-off driver "
                               "compile per machine (about 0.1 s on a CPU), cached by the driver afterwards.",
                          min=1, max=10_000_000)
-    shader_dir: str | None = knob(None, "Also render the shaders in this folder: Shadertoy mainImage() or GLSL "
-                                        "with #version.")
+    shader_dir: str | None = knob(None, "Also render the shaders in this folder, beside --source: Shadertoy "
+                                        "mainImage() or GLSL with #version. Fails if none of them is usable.")
     supersample: int = knob(2, "Render K times larger and average KxK blocks (anti-aliasing).", min=1, max=8)
     mix: int = knob(1, "Blend this many frames of different programs per image (random convex weights).",
                     min=1, max=8)

@@ -24,7 +24,7 @@ from kdgen.gl.procedural import procedural_program
 from kdgen.gl.renderer import Compiled, CompileError, Renderer
 from kdgen.gl.sources import Program, library_programs
 from kdgen.gl.validate import frame_problems, to_uint8
-from kdgen.gl.watchdog import PROBE_SIZE, Watchdog
+from kdgen.gl.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -116,16 +116,13 @@ class Engine:
             self.pools["procedural"] = [f"proc/{i}" for i in range(self.s.programs)]
         if "import" in self.s.sources:
             self.pools["import"] = self._check_imports()
-            if not self.pools["import"]:
-                del self.pools["import"]
-        if not self.pools:
+        if not self.pools.get("import", True):  # a folder the user named gave nothing: never a silent fallback
             why = ", ".join(f"{n} {WHY.get(r, r)}" for r, n in sorted(Counter(self.status.values()).items()))
             raise KdgenError(f"every imported shader was rejected ({why}); run with -v to see each one")
 
     def _check_imports(self) -> list[str]:
         """Compile and time each imported program in a killable child, then load the survivors."""
-        dog = Watchdog(self.s.probe_timeout)
-        scale = self.rw * self.rh / PROBE_SIZE ** 2
+        dog = Watchdog(self.s.probe_timeout, self.rw, self.rh)  # probed at the size it will be drawn at
         try:
             for pid, program in self.imports.items():
                 verdict, info = dog.check(program)
@@ -134,8 +131,8 @@ class Engine:
                 elif verdict == "slow":
                     self._reject(pid, "too slow", f"too slow: no test frame within {self.s.probe_timeout:g} s; "
                                                   f"skipped")
-                elif verdict == "ok" and info * scale > MAX_FRAME_S:
-                    self._reject(pid, "too slow", f"too slow: about {info * scale:.2f} s per frame; skipped")
+                elif verdict == "ok" and info > MAX_FRAME_S:
+                    self._reject(pid, "too slow", f"too slow: about {info:.2f} s per frame; skipped")
                 elif verdict == "crash":
                     self._reject(pid, "crashed", "crashed the GL driver; skipped")
         finally:

@@ -1,10 +1,11 @@
 """Probe untrusted programs in a child process that can be killed.
 
 A user's shader may loop for minutes (or forever) per pixel, and a GL draw cannot be interrupted
-from Python. So each imported program is first compiled and drawn at a tiny size in a child process
-with its own GL context: no answer within the time limit and the child is killed, the program
-marked too slow, and a fresh child takes the rest. The timed draw is scaled up to the real frame size
-to catch programs that are finite but far too slow for a dataset.
+from Python. So each imported program is first compiled and drawn in a child process with its own
+GL context: no answer within the time limit and the child is killed, the program marked too slow,
+and a fresh child takes the rest. The probe draws at the real frame size (a program may branch on
+iResolution, so a smaller probe can pass a program that is far too slow at the real size); the timed
+draw catches programs that are finite but too slow for a dataset.
 
 The child is a plain subprocess (`python -m kdgen.gl.watchdog`) talking over two pipes, not a
 multiprocessing child: rendering workers are daemonic pool processes, which may not have those.
@@ -26,18 +27,18 @@ from kdgen.gl.sources import Program
 
 log = logging.getLogger(__name__)
 
-PROBE_SIZE = 16  # pixels per side of the probe frame
+PROBE_SIZE = 16  # pixels per side of the probe frame when no size is given
 STARTUP_S = 60.0  # the child's own start (Python, numpy, GL context) is not a program's fault
 
 
-def serve(recv: Connection, send: Connection) -> None:
+def serve(recv: Connection, send: Connection, width: int = PROBE_SIZE, height: int = PROBE_SIZE) -> None:
     """The child's loop: compile, draw once (JIT), draw again timed, report."""
     from kdgen.gl.context import create_context
     from kdgen.gl.frames import draw_inputs
     from kdgen.gl.renderer import CompileError, Renderer
 
-    renderer = Renderer(create_context(), PROBE_SIZE, PROBE_SIZE, 1, atlas=False)
-    inputs = draw_inputs(np.random.default_rng(0), PROBE_SIZE, PROBE_SIZE)[None]
+    renderer = Renderer(create_context(), width, height, 1, atlas=False)
+    inputs = draw_inputs(np.random.default_rng(0), width, height)[None]
     send.send(("ready", None))
     while True:
         try:
@@ -61,8 +62,8 @@ def serve(recv: Connection, send: Connection) -> None:
 class Watchdog:
     """Compile-and-time checks for programs, each bounded by `timeout` seconds of wall time."""
 
-    def __init__(self, timeout: float):
-        self.timeout = timeout
+    def __init__(self, timeout: float, width: int = PROBE_SIZE, height: int = PROBE_SIZE):
+        self.timeout, self.width, self.height = timeout, width, height
         self.proc = self.recv = self.send = None
 
     def _start(self) -> None:
@@ -70,7 +71,8 @@ class Watchdog:
         to_child_r, to_child_w = os.pipe()
         root = str(Path(__file__).resolve().parents[2])  # so the child imports this same kdgen
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-        self.proc = subprocess.Popen([sys.executable, "-m", "kdgen.gl.watchdog", str(to_child_r), str(to_parent_w)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "kdgen.gl.watchdog", str(to_child_r), str(to_parent_w),
+                                      str(self.width), str(self.height)],
                                      pass_fds=(to_child_r, to_parent_w), stdin=subprocess.DEVNULL, env=env)
         os.close(to_child_r)
         os.close(to_parent_w)
@@ -113,4 +115,5 @@ class Watchdog:
 
 
 if __name__ == "__main__":
-    serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False),
+          *map(int, sys.argv[3:5]))

@@ -510,6 +510,27 @@ def _copy(src: Path, files: Path, name: str) -> str:
     return f"{files.name}/{name}"
 
 
+def budget_section(runs: Path, files: Path, conf: ReportConfig) -> str:
+    """The budget curve over RUNS and its longer-budget siblings RUNS-xN (`make pipeline BUDGET=N`), if any."""
+    from kdtrain import budget
+
+    roots = sorted(runs.parent.glob(f"{runs.name}-x*"), key=lambda p: int(p.name.rsplit("-x", 1)[1])
+                   if p.name.rsplit("-x", 1)[1].isdigit() else 0)
+    if not roots:
+        return ""
+    curves = budget.collect([runs, *roots])
+    curves = {k: v for k, v in curves.items() if len(v) > 1 or k == conf.reference}
+    if len(curves) < 2:
+        return ""
+    budget.plot(curves, files / "budget.png", conf.reference)
+    return "\n".join([
+        "## Budget curve", "",
+        f"Student top-1 against training samples seen: the same sets, teacher and student trained longer "
+        f"(`make pipeline BUDGET=N` writes `{runs.name}-xN`); in brackets, the share of the `{conf.reference}` "
+        "student's top-1 at the same budget. Only sets run at more than one budget are shown.", "",
+        budget.table(curves, conf.reference), "", f"![budget curve]({files.name}/budget.png)", ""])
+
+
 def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None, notes: Path | None = None,
                  config: ReportConfig | None = None) -> Path:
     """Write OUT_MD and its figures (OUT_MD's stem + '_files/'); returns OUT_MD. `config`: the experiment
@@ -536,6 +557,7 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None,
              + ("; * = distillation only (generation time not recorded)." if any(
                  r.manifests and r.gen_s is None for r in students) else "."), "",
              f"![student top-1 per set]({files.name}/accuracy.png)", "", targets]
+    parts.append(budget_section(runs, files, conf))
     scatter = plot_score_vs_top1(students, files / "score_vs_top1.png")
     parts.append(spearman_section(students))
     if scatter:

@@ -27,3 +27,19 @@ def test_table_gives_each_set_its_ratio_to_the_original_at_the_same_budget(tmp_p
     assert rows[3] == "| noise | — | 45.0% (50.0%) |"
     assert rows[4] == "| shaders | 60.0% (75.0%) | 81.0% (90.0%) |"
     assert plot(curves, tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_report_section_reads_the_longer_budget_siblings(tmp_path):
+    from kdtrain.report import ReportConfig, budget_section
+
+    runs = tmp_path / "runs"
+    _summary(runs / "full", "original", 1000, 0.80)
+    _summary(runs / "full", "shaders", 1000, 0.60)
+    _summary(runs / "full", "leaves", 1000, 0.50)  # one budget only: left out of the curve
+    _summary(runs / "full-x4", "original", 4000, 0.90)
+    _summary(runs / "full-x4", "shaders", 4000, 0.81)
+    files = tmp_path / "RESULTS_files"
+    text = budget_section(runs / "full", files, ReportConfig())
+    assert "## Budget curve" in text and "| shaders | 60.0% (75.0%) | 81.0% (90.0%) |" in text
+    assert "leaves" not in text and (files / "budget.png").exists()
+    assert budget_section(runs / "full-x4", files, ReportConfig()) == ""  # no longer siblings of full-x4

@@ -37,8 +37,9 @@ class DistillConfig:
     ra_n: int = knob(2, "RandAugment number of ops (paper presets)")
     ra_m: int = knob(14, "RandAugment magnitude, 0-30 (paper presets)")
     jitter: float = knob(0.4, "colour jitter strength (paper presets)")
-    match_stats: bool = knob(False, "rescale each image to the teacher's input mean/std, clipped to [0,1] "
-                                    "(a data-free match of surrogate images to the teacher's domain)")
+    match_stats: bool | None = knob(None, "rescale each image to the teacher's input mean/std, clipped to [0,1] "
+                                          "(a data-free match of surrogate images to the teacher's domain; "
+                                          "default: on for --shards, off for --data)")
     match_stats_stage: str = knob("before", "where --match-stats rescales: before (the loaded image, then "
                                             "augmentation) or after (the augmented image, before mixup)")
     mixup: bool | None = knob(None, "mixup every batch (default: on for the paper presets)")

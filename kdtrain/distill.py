@@ -268,6 +268,8 @@ class Run:
         self.main = self.rank == 0
         self.out = Path(cfg.out)
         cfg.workers = cfg.resolved_workers()
+        if cfg.match_stats is None:  # surrogate images take the teacher's input statistics unless told not to
+            cfg.match_stats = bool(cfg.shards)
         torch.set_num_threads(cfg.resolved_threads())  # oversubscribed cores stall torch's thread pool badly
         state = check_out(cfg, self.out)
 

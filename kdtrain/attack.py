@@ -374,23 +374,30 @@ class OnlineAttack:
         # slots are the sources' own rows first, then further random rows
         pick = torch.randperm(len(res), generator=gen)[:m].to(res.images.device)
         dest = perm[:m].to(images.device)
-        new = images.clone()
-        new[dest] = res.images[pick].to(images.device, images.dtype)
         self.stats["batches"] += 1
         self.stats["sources"] += n_src
         self.stats["replaced"] += m
-        if not isinstance(batch, dict):
-            return new
-        out = {**batch, "images": new}
-        if batch.get("labels") is not None:
-            out["labels"] = batch["labels"].clone()
-            out["labels"][dest.to(out["labels"].device)] = -1
-        if batch.get("mix") is not None:
-            mix_perm, lam = batch["mix"]
-            lam = lam.clone()
-            lam[dest.to(lam.device)] = 1.0
-            out["mix"] = (mix_perm, lam)
-        return out
+        return replace_rows(batch, dest, res.images[pick])
+
+
+def replace_rows(batch, rows: torch.Tensor, new_rows: torch.Tensor):
+    """The batch (a N,C,H,W tensor or the trainer's dict) with `rows` replaced by `new_rows`; in a dict the
+    replaced rows lose their data label (-1) and their mixup partner (lambda 1): they are new images."""
+    images = batch["images"] if isinstance(batch, dict) else batch
+    new = images.clone()
+    new[rows.to(images.device)] = new_rows.to(images.device, images.dtype)
+    if not isinstance(batch, dict):
+        return new
+    out = {**batch, "images": new}
+    if batch.get("labels") is not None:
+        out["labels"] = batch["labels"].clone()
+        out["labels"][rows.to(out["labels"].device)] = -1
+    if batch.get("mix") is not None:
+        mix_perm, lam = batch["mix"]
+        lam = lam.clone()
+        lam[rows.to(lam.device)] = 1.0
+        out["mix"] = (mix_perm, lam)
+    return out
 
 
 # Settings of the online hook in the trainer's config (DistillConfig): `adv` switches it on ("on", or

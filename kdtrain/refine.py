@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdgen.settings import parse_key_values
-from kdtrain.attack import choose_targets, frozen
+from kdtrain.attack import choose_targets, frozen, replace_rows
 from kdtrain.config import knob
 from kdtrain.errors import KDError
 
@@ -187,20 +187,7 @@ class OnlineRefine:
         res = refine_batch(self.teacher, images[rows], self.cfg, gen, self.counts)
         if self.cfg.target == "least-predicted":
             self.counts += torch.bincount(res.pred.cpu(), minlength=len(self.counts))
-        new = images.clone()
-        new[rows] = res.images.to(images.device, images.dtype)
-        if not isinstance(batch, dict):
-            return new
-        out = {**batch, "images": new}
-        if batch.get("labels") is not None:
-            out["labels"] = batch["labels"].clone()
-            out["labels"][rows.to(out["labels"].device)] = -1
-        if batch.get("mix") is not None:
-            perm, lam = batch["mix"]
-            lam = lam.clone()
-            lam[rows.to(lam.device)] = 1.0
-            out["mix"] = (perm, lam)
-        return out
+        return replace_rows(batch, rows, res.images)
 
 
 ONLINE = {"fraction": float, "every": int}  # OnlineRefine's own keys; the others are RefineConfig fields

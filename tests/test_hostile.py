@@ -388,7 +388,8 @@ void mainImage(out vec4 fragColor, in vec2 fragCoord) {
     float x = fragCoord.x * 0.01 + iTime;
     if (iResolution.x > 20.0) {  // cheap at a small probe size, very slow at the real one
         for (int i = 0; i < 2000; i++) {
-            for (int j = 0; j < 2000; j++) { x = sin(x * 1.7 + 0.3); }
+            // llvmpipe caps a loop's iterations (65,535): the work per iteration makes it slow
+            for (int j = 0; j < 2000; j++) { x = sin(sin(sin(sin(x * 1.7 + 0.3) + x) + x) + x); }
         }
     }
     fragColor = vec4(fract(x), fract(fragCoord.y * 0.05), fract(x * 3.0), 1.0);

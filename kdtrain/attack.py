@@ -337,10 +337,7 @@ class OnlineAttack:
 
     def __init__(self, teacher, cfg: AttackConfig | None = None, fraction: float = 0.5, every: int = 4,
                  seed: int = 0, rank: int = 0):
-        if not 0 < fraction <= 1:
-            raise KDError(f"online attack fraction must be in (0, 1], got {fraction}")
-        if every < 1:
-            raise KDError(f"online attack every must be >= 1, got {every}")
+        check_schedule("attack", fraction, every)
         self.teacher = teacher
         self.cfg = (cfg or AttackConfig()).validate()
         self.fraction = fraction
@@ -378,6 +375,14 @@ class OnlineAttack:
         self.stats["sources"] += n_src
         self.stats["replaced"] += m
         return replace_rows(batch, dest, res.images[pick])
+
+
+def check_schedule(hook: str, fraction: float, every: int) -> None:
+    """An online hook's share of each batch (fraction) and its period in steps (every), or a one-line error."""
+    if not 0 < fraction <= 1:
+        raise KDError(f"online {hook} fraction must be in (0, 1], got {fraction}")
+    if every < 1:
+        raise KDError(f"online {hook} every must be >= 1, got {every}")
 
 
 def replace_rows(batch, rows: torch.Tensor, new_rows: torch.Tensor):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdgen.settings import parse_key_values
-from kdtrain.attack import choose_targets, frozen, replace_rows
+from kdtrain.attack import check_schedule, choose_targets, frozen, replace_rows
 from kdtrain.config import knob
 from kdtrain.errors import KDError
 
@@ -167,10 +167,7 @@ class OnlineRefine:
 
     def __init__(self, teacher, cfg: RefineConfig | None = None, fraction: float = 1.0, every: int = 1,
                  seed: int = 0, rank: int = 0):
-        if not 0 < fraction <= 1:
-            raise KDError(f"online refine fraction must be in (0, 1], got {fraction}")
-        if every < 1:
-            raise KDError(f"online refine every must be >= 1, got {every}")
+        check_schedule("refine", fraction, every)
         self.cfg = (cfg or RefineConfig()).validate()
         batchnorm_layers(teacher)  # refuse an unusable teacher before training starts
         self.teacher, self.fraction, self.every, self.seed, self.rank = teacher, fraction, every, seed, rank

@@ -21,6 +21,20 @@ def run_cli(tool: str, *args, cwd=None, timeout=300) -> subprocess.CompletedProc
                           timeout=timeout, env=env)
 
 
+def kill_at_first_checkpoint(proc: subprocess.Popen, out: Path, timeout: float = 120) -> None:
+    """SIGKILL a training run as soon as its first checkpoint (OUT/last.pt) exists; the run must still
+    have been going (a run that already ended proves nothing about resume)."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
 def assert_one_line_error(result, needle: str = "") -> None:
     """Bad input: exit status 2 and exactly one line `error: ...` naming `needle`, no traceback.
     `result`: a completed subprocess (its stderr is checked) or click's CliRunner result (its whole

@@ -1,9 +1,7 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from kdtrain.config import DistillConfig
 from kdtrain.distill import distill, kd_loss
 from kdtrain.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, kill_at_first_checkpoint
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,12 +94,7 @@ def test_resume_after_sigkill_matches_uninterrupted(world, tmp_path):
     assert CliRunner().invoke(cli, _args(world, ref, *extra)).exit_code == 0
     out = tmp_path / "killed"
     proc = _run_cli(_args(world, out, *extra))
-    deadline = time.time() + 120
-    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_at_first_checkpoint(proc, out)
     # the run records the command line that made it (what `kdtrain report` prints)
     command = yaml.safe_load((out / "config.yaml").read_text())["command"]
     assert command.startswith("kdtrain distill --shards ") and f"--teacher {world / 'teacher.pt'}" in command

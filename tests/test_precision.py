@@ -2,10 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from kdtrain.distill import distill
 from kdtrain.errors import KDError
 from kdtrain.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
+from tests.conftest import kill_at_first_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--threads", "1", "--no-tensorboard", "--no-progress"]
@@ -102,12 +101,7 @@ def test_bf16_resume_after_sigkill_matches_uninterrupted(world, tmp_path):
                    capture_output=True)
     proc = subprocess.Popen([sys.executable, "-m", "kdtrain", *args, "--out", str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_at_first_checkpoint(proc, out)
     assert 0 < torch.load(out / "last.pt", weights_only=True)["step"] < 240
     subprocess.run([sys.executable, "-m", "kdtrain", *args, "--out", str(out), "--resume"], env=env, check=True,
                    capture_output=True)

@@ -37,6 +37,8 @@ class DistillConfig:
     ra_n: int = knob(2, "RandAugment number of ops (paper presets)")
     ra_m: int = knob(14, "RandAugment magnitude, 0-30 (paper presets)")
     jitter: float = knob(0.4, "colour jitter strength (paper presets)")
+    aug_off: str = knob("", "pieces of a paper preset to leave out, comma-separated: crop, flip, randaugment, "
+                            "jitter, elastic, invert (for ablations; mixup has --no-mixup)")
     match_stats: bool | None = knob(None, "rescale each image to the teacher's input mean/std, clipped to [0,1] "
                                           "(a data-free match of surrogate images to the teacher's domain; "
                                           "default: on for --shards, off for --data)")
@@ -50,6 +52,8 @@ class DistillConfig:
     eval_limit: int | None = knob(None, "evaluate on the first N test samples only")
     # --- loss
     temperature: float = knob(5.0, "KD softmax temperature T (loss scaled by T^2)")
+    temperature_end: float | None = knob(None, "KD temperature at the last step, reached linearly from "
+                                               "--temperature (default: constant)")
     ce_weight: float = knob(0.0, "add ce_weight x cross-entropy on the data's labels where present")
     label_smoothing: float = knob(0.0, "label smoothing of the cross-entropy term")
     # --- boundary attack (kdtrain.attack), online during distillation
@@ -118,6 +122,8 @@ class DistillConfig:
         need(self.eval_limit is None or self.eval_limit >= 1, "eval-limit", "at least 1 (leave it out for all)")
         need(finite(self.lr) and self.lr > 0, "lr", "a positive finite number")
         need(finite(self.temperature) and self.temperature > 0, "temperature", "a positive finite number")
+        need(self.temperature_end is None or (finite(self.temperature_end) and self.temperature_end > 0),
+             "temperature-end", "a positive finite number")
         need(finite(self.min_lr) and self.min_lr >= 0, "min-lr", "a finite number >= 0")
         need(finite(self.momentum) and 0 <= self.momentum < 1, "momentum", "in [0, 1)")
         need(finite(self.weight_decay) and self.weight_decay >= 0, "weight-decay", "a finite number >= 0")

@@ -222,7 +222,7 @@ def build_optimizer(cfg: DistillConfig, student: torch.nn.Module, total_steps: i
 
 def build_augmentation(cfg: DistillConfig, spec: InputSpec):
     """(the loader's batch preset, mixup on or off); --match-stats before augmentation wraps the preset."""
-    preset = build_preset(cfg.preset, min(spec.height, spec.width), cfg.ra_n, cfg.ra_m, cfg.jitter)
+    preset = build_preset(cfg.preset, min(spec.height, spec.width), cfg.ra_n, cfg.ra_m, cfg.jitter, cfg.aug_off)
     if cfg.match_stats_stage not in ("before", "after"):
         raise KDError(f"--match-stats-stage {cfg.match_stats_stage!r}: use before or after")
     if cfg.match_stats and cfg.match_stats_stage == "before":  # in the loader, ahead of augmentation
@@ -413,6 +413,13 @@ class Run:
     def autocast(self):
         return precision.autocast(self.device, self.amp_dtype)
 
+    def temperature(self, step: int) -> float:
+        """--temperature, or moved linearly to --temperature-end over the run (step counts from 0)."""
+        t0, t1 = self.cfg.temperature, self.cfg.temperature_end
+        if t1 is None or self.total_steps <= 1:
+            return t0
+        return t0 + (t1 - t0) * min(step, self.total_steps - 1) / (self.total_steps - 1)
+
     def train_step(self, batch: dict, step: int) -> dict:
         """One optimiser step; returns the loss parts as (device) tensors, detached."""
         cfg, dev = self.cfg, self.device
@@ -444,7 +451,7 @@ class Run:
             s_logits = self.model((x - self.mean) / self.std).float()
         parts = {}
         if t_logits is not None:
-            parts["kd_loss"] = kd_loss(s_logits, t_logits, cfg.temperature)
+            parts["kd_loss"] = kd_loss(s_logits, t_logits, self.temperature(step))
         ce_w = 1.0 if self.teacher is None else cfg.ce_weight
         if ce_w and labels is not None:
             parts["ce_loss"] = mixed_ce(s_logits, labels, mix, cfg.label_smoothing)

@@ -146,22 +146,34 @@ class CropFlip:
 
 class Paper:
     """The paper's surrogate-data recipe: pad-and-crop, flip, RandAugment(n, m), colour jitter; for shader
-    images also elastic (p=0.5) and invert (p=0.1). Mixup on every batch is done by the trainer."""
+    images also elastic (p=0.5) and invert (p=0.1). Mixup on every batch is done by the trainer.
+    `off` names pieces to leave out (`--aug-off`, for ablations)."""
 
     mixup = True
+    PIECES = ("crop", "flip", "randaugment", "jitter", "elastic", "invert")
 
-    def __init__(self, size: int, ra_n: int = 2, ra_m: int = 14, jitter: float = 0.4, shader: bool = False):
-        self.crop_flip = CropFlip(size)
-        self.randaugment = BatchRandAugment(ra_n, ra_m) if ra_n > 0 else None
-        self.jitter, self.shader = jitter, shader
+    def __init__(self, size: int, ra_n: int = 2, ra_m: int = 14, jitter: float = 0.4, shader: bool = False,
+                 off: tuple[str, ...] = ()):
+        have = self.PIECES if shader else self.PIECES[:4]
+        bad = [p for p in off if p not in have]
+        if bad:
+            raise KDError(f"--aug-off {','.join(bad)}: not a piece of this preset; its pieces are {', '.join(have)}"
+                          + ("" if shader else " (elastic and invert are in --preset paper-shader)"))
+        self.pad = 0 if "crop" in off else max(1, size // 8)
+        self.flip_p = 0.0 if "flip" in off else 0.5
+        self.randaugment = BatchRandAugment(ra_n, ra_m) if ra_n > 0 and "randaugment" not in off else None
+        self.jitter = 0.0 if "jitter" in off else jitter
+        self.shader = shader
+        self.elastic_p = 0.0 if "elastic" in off else 0.5
+        self.invert_p = 0.0 if "invert" in off else 0.1
 
     def __call__(self, x, gen):
-        x = self.crop_flip(x, gen)
+        x = random_flip(random_crop(x, self.pad, gen), gen, self.flip_p)
         if self.randaugment is not None:
             x = self.randaugment(x, gen)
         x = color_jitter(x, self.jitter, gen)
         if self.shader:
-            x = random_invert(elastic(x, gen, 0.5), gen, 0.1)
+            x = random_invert(elastic(x, gen, self.elastic_p), gen, self.invert_p)
         return x
 
 
@@ -191,14 +203,18 @@ class MatchStats:
 PRESETS = ("none", "crop-flip", "paper", "paper-shader")
 
 
-def build_preset(name: str, size: int, ra_n: int = 2, ra_m: int = 14, jitter: float = 0.4):
-    """A preset by name for square-ish images of side `size` (the teacher's input)."""
+def build_preset(name: str, size: int, ra_n: int = 2, ra_m: int = 14, jitter: float = 0.4, off: str = ""):
+    """A preset by name for square-ish images of side `size` (the teacher's input); `off`: comma-separated
+    pieces of a paper preset to leave out."""
+    pieces = tuple(p.strip() for p in off.split(",") if p.strip())
+    if pieces and name not in ("paper", "paper-shader"):
+        raise KDError(f"--aug-off works with --preset paper or paper-shader, not {name!r}")
     if name == "none":
         return NoAug()
     if name == "crop-flip":
         return CropFlip(size)
     if name in ("paper", "paper-shader"):
-        return Paper(size, ra_n, ra_m, jitter, shader=name == "paper-shader")
+        return Paper(size, ra_n, ra_m, jitter, shader=name == "paper-shader", off=pieces)
     raise KDError(f"unknown augmentation preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 

@@ -26,7 +26,8 @@ from kdgen import contract
 from kdtrain.errors import KDError
 
 METRICS = (("relative_entropy", "relative entropy"), ("mean_max_softmax", "confidence"),
-           ("diversity", "diversity"), ("mean_top2_margin", "top-2 margin"), ("feature_spread", "feature spread"))
+           ("diversity", "diversity"), ("mean_top2_margin", "top-2 margin"), ("feature_spread", "feature spread"),
+           ("coverage", "coverage"))
 DASH = "—"
 
 

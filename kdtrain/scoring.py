@@ -25,6 +25,7 @@ COLUMNS = [
     ("mean_top2_margin", "top2-margin", "{:.3f}"),
     ("feature_spread", "feat-spread", "{:.3f}"),
     ("diversity", "diversity", "{:.3f}"),
+    ("coverage", "coverage", "{:.3f}"),
     ("teacher_accuracy", "teacher-acc", "{:.3f}"),
 ]
 
@@ -130,6 +131,18 @@ def score_batches(teacher, batches, limit: int | None = None, sample_size: int =
         if limit is not None and scorer.n >= limit:
             break
     return scorer
+
+
+def coverage(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Share of the real images whose nearest `fake` feature is closer than the median distance of a real image
+    to its nearest other real image: how much of the real data's feature space a set reaches (1 = all of it,
+    at the scale where real images have neighbours). Both (n, D), features as the scorer keeps them."""
+    if len(real) < 2 or len(fake) == 0:
+        return 0.0
+    d_real = torch.cdist(real, real)
+    d_real.fill_diagonal_(float("inf"))
+    radius = d_real.min(1).values.median()
+    return float((torch.cdist(real, fake).min(1).values < radius).double().mean())
 
 
 def format_table(results: dict[str, dict]) -> str:

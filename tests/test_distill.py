@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from kdtrain.cli import cli
 from kdtrain.config import DistillConfig
 from kdtrain.distill import distill, kd_loss
+from kdtrain.errors import KDError
 from kdtrain.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
 from tests.conftest import assert_one_line_error, kill_at_first_checkpoint
@@ -160,3 +161,16 @@ def test_match_stats_gives_images_the_teacher_input_statistics():
     assert torch.allclose(y.mean(dim=(2, 3)), torch.full((4, 1), 0.286), atol=0.01)
     assert torch.allclose(y.std(dim=(2, 3)), torch.full((4, 1), 0.2), atol=0.01)
     assert y.min() >= 0 and y.max() <= 1
+
+
+def test_temperature_schedule_runs_linearly_from_start_to_end():
+    from types import SimpleNamespace
+
+    from kdtrain.distill import Run
+
+    run = SimpleNamespace(cfg=DistillConfig(temperature=2.0, temperature_end=8.0), total_steps=4)
+    assert [Run.temperature(run, s) for s in range(4)] == [2.0, 4.0, 6.0, 8.0]
+    run.cfg = DistillConfig(temperature=5.0)
+    assert Run.temperature(run, 3) == 5.0
+    with pytest.raises(KDError, match="--temperature-end must be a positive"):
+        DistillConfig(temperature_end=0.0, out="runs/x").validate()

@@ -28,3 +28,29 @@ def test_moved_torchvision_internals_fail_loudly(monkeypatch):
     monkeypatch.delattr(v2.RandAugment, "_AUGMENTATION_SPACE")
     with pytest.raises(KDError, match="_AUGMENTATION_SPACE.*torchvision==0.29.1"):
         BatchRandAugment(2, 14)
+
+
+def test_aug_off_leaves_out_the_named_pieces():
+    from kdtrain.presets import Paper, build_preset
+
+    x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    every = build_preset("paper-shader", 28, 4, 14, 0.4, off=",".join(Paper.PIECES))
+    assert torch.equal(every(x, torch.Generator().manual_seed(0)), x)  # all off: the identity
+    no_invert = build_preset("paper-shader", 28, 0, 14, 0.0, off="crop,flip,elastic")
+    out = no_invert(x, torch.Generator().manual_seed(0))
+    flipped = (out == 255 - x).flatten(1).all(1)  # only the invert piece is left: each image whole or inverted
+    assert bool(((out == x).flatten(1).all(1) | flipped).all()) and bool(flipped.any())
+    full = build_preset("paper-shader", 28, 4, 14, 0.4)(x, torch.Generator().manual_seed(0))
+    assert not torch.equal(full, x)
+
+
+@pytest.mark.parametrize("preset, off, match", [
+    ("paper", "elastic", "elastic: not a piece of this preset.*paper-shader"),
+    ("paper-shader", "crop,zoom", "zoom: not a piece"),
+    ("crop-flip", "flip", "works with --preset paper"),
+])
+def test_aug_off_refuses_pieces_the_preset_lacks(preset, off, match):
+    from kdtrain.presets import build_preset
+
+    with pytest.raises(KDError, match=match):
+        build_preset(preset, 28, off=off)

@@ -111,3 +111,13 @@ def test_table_pca_and_figure(tmp_path):
 def test_empty_set_is_refused():
     with pytest.raises(KDError, match="no samples"):
         SetScorer(4).result()
+
+
+def test_coverage_counts_real_points_with_a_set_point_nearer_than_real_neighbours():
+    from kdtrain.scoring import coverage
+
+    real = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [11.0, 0.0]])  # nearest-real distances: all 1
+    assert coverage(real, real + 0.5) == 1.0  # every real point has a set point at 0.5
+    assert coverage(real, torch.tensor([[-0.5, 0.0], [11.5, 0.0]])) == 0.5  # only points 0 and 3 are reached
+    assert coverage(real, torch.tensor([[100.0, 0.0]])) == 0.0
+    assert coverage(real, torch.zeros(0, 2)) == 0.0

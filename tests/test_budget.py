@@ -43,3 +43,21 @@ def test_report_section_reads_the_longer_budget_siblings(tmp_path):
     assert "## Budget curve" in text and "| shaders | 60.0% (75.0%) | 81.0% (90.0%) |" in text
     assert "leaves" not in text and (files / "budget.png").exists()
     assert budget_section(runs / "full-x4", files, ReportConfig()) == ""  # no longer siblings of full-x4
+
+
+def test_a_target_missed_at_1x_is_checked_again_at_the_longer_budgets(tmp_path):
+    from kdtrain.report import ReportConfig, SetRun, targets_section
+
+    target = {"what": "shader images", "prefix": "shaders", "fraction": 0.9}
+    conf = ReportConfig(targets=[target])
+    runs = [SetRun("original", {"student_top1": 0.80, "samples_seen": 1000}, {}, is_reference=True),
+            SetRun("shaders", {"student_top1": 0.60, "samples_seen": 1000}, {}, target=target)]
+    text, met, checked = targets_section(runs, conf)
+    assert (met, checked) == (0, 1) and "**missed**" in text and "samples seen" not in text
+    _summary(tmp_path / "full", "original", 1000, 0.80)
+    _summary(tmp_path / "full-x4", "original", 4000, 0.90)
+    _summary(tmp_path / "full-x4", "shaders", 4000, 0.82)
+    _summary(tmp_path / "full-x4", "leaves", 4000, 0.89)  # another family: not counted for shaders
+    text, met, checked = targets_section(runs, conf, collect([tmp_path / "full", tmp_path / "full-x4"]))
+    assert (met, checked) == (1, 1)
+    assert "at 4,000 samples seen: **met** — `shaders` 82.0% = 91.1% of the original-data student" in text

@@ -21,7 +21,10 @@ class OneLineErrorGroup(click.Group):
             click.echo(err.ctx.get_help())
             sys.exit(0)
         except click.ClickException as err:
-            click.echo(f"error: {err.format_message()}", err=True)
+            msg = err.format_message()
+            if msg.startswith("Got unexpected extra argument") and ".tar" in msg:  # the shell expanded a glob
+                msg += "; quote shard patterns so the shell passes them as typed, e.g. --shards 'data/x-*.tar'"
+            click.echo(f"error: {msg}", err=True)
             sys.exit(2)
         except UserError as err:
             click.echo(f"error: {err}", err=True)

@@ -118,6 +118,8 @@ def test_attack_writes_pairs_with_metadata(setup):
     ("attack", ["--shards", "DATA/pool-*.tar", "--out", "DATA/a", "--eps", "2/255", "--step", "4/255"], "step"),
     ("attack", ["--shards", "DATA/pool-*.tar", "--out", "DATA/a.b"], "letters"),
     ("score", ["--shards", "DATA/pool-*.tar", "--eval", "fashion-mnist", "--out", "sc"], "classes"),
+    ("score", ["--shards", "DATA/pool-000000.tar", "DATA/pool-000001.tar", "--out", "sc"],  # an unquoted glob
+     "quote shard patterns"),
 ])
 def test_bad_input_is_one_line(setup, cmd, extra, needle):
     args = [a.replace("DATA", str(setup / "data")) for a in extra]

@@ -102,10 +102,10 @@ KDGEN   := $(BIN)/kdgen
 KDTRAIN := $(BIN)/kdtrain
 ADV     ?= fraction=0.5,every=1  # the online boundary attack of the *_adv students
 SETS    := original shaders leaves noise photos shaders_adv leaves_adv noise_adv photos_adv curated \
-           shaders_ref leaves_ref noise_ref shaders_ref_adv leaves_ref_adv noise_ref_adv
+           shaders_ref leaves_ref noise_ref photos_ref shaders_ref_adv leaves_ref_adv noise_ref_adv
 .SECONDARY:  # keep the stamp files of pattern rules
 DISTILL := $(KDTRAIN) distill --teacher $(T) --steps $(STEPS) --no-progress $(EVAL_LIMIT)
-POOLS   := shaders leaves noise photos shaders_adv leaves_adv noise_adv photos_adv shaders_ref leaves_ref noise_ref \
+POOLS   := shaders leaves noise photos shaders_adv leaves_adv noise_adv photos_adv shaders_ref leaves_ref noise_ref photos_ref \
            pool_balanced  # scored, sheets
 SURROGATE := --match-stats  # surrogate images take the teacher's input mean/std (see docs/RESULTS.md)
 
@@ -128,7 +128,7 @@ $(D)/.%_adv.ready: $(D)/.%.done $(T)
 	$(KDTRAIN) attack --teacher $(T) --shards '$(D)/$*-0*.tar' --n $(N_ATTACK) --out $(D)/$*_adv --overwrite
 	@touch $@
 
-refined: $(D)/.shaders_ref.done $(D)/.leaves_ref.done $(D)/.noise_ref.done  ## teacher-guided refinement of each set
+refined: $(D)/.shaders_ref.done $(D)/.leaves_ref.done $(D)/.noise_ref.done $(D)/.photos_ref.done  ## teacher-guided refinement of each set
 $(D)/.%_ref.done: $(D)/.%.done $(T)
 	$(KDTRAIN) refine --teacher $(T) --shards '$(D)/$*-0*.tar' --n $(N_REFINE) --out $(D)/$*_ref --overwrite --no-progress
 	@touch $@

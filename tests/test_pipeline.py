@@ -9,7 +9,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SETS = ["original", "shaders", "leaves", "noise", "photos", "shaders_adv", "leaves_adv", "noise_adv", "photos_adv",
-        "curated"]
+        "curated", "shaders_ref", "leaves_ref", "noise_ref", "photos_ref", "shaders_ref_adv", "leaves_ref_adv",
+        "noise_ref_adv"]
 
 
 def test_tiny_pipeline_end_to_end(tmp_path):
@@ -18,12 +19,13 @@ def test_tiny_pipeline_end_to_end(tmp_path):
                              f"RUNS_ROOT={runs}"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # each stage printed the plain command it ran
-    for command in ("kdgen shaders", "kdtrain teacher", "kdtrain attack", "kdtrain curate", "kdtrain distill",
+    for command in ("kdgen shaders", "kdtrain teacher", "kdtrain attack", "kdtrain refine", "kdtrain curate",
+                    "kdtrain distill",
                     "kdtrain score", "kdgen preview", "kdtrain report"):
         assert command in result.stdout
     d, r = data / "tiny", runs / "tiny"
     for name in ("shaders", "leaves", "noise", "photos", "shaders_adv", "leaves_adv", "noise_adv", "photos_adv",
-                 "pool_balanced"):
+                 "shaders_ref", "leaves_ref", "noise_ref", "photos_ref", "pool_balanced"):
         meta = json.loads((d / f"{name}-manifest.json").read_text())
         assert meta["num_samples"] > 0 and (d / sorted(meta["shards"])[0]).exists()
         assert (r / "sheets" / f"{name}.png").exists()

@@ -39,6 +39,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
         assert f"{100 * summary['student_top1']:.1f}%" in row
     assert abs(scores["leaves"]["relative_entropy"] - float(
         next(line for line in report.splitlines() if line.startswith("| `leaves` |")).split("|")[5])) < 1e-3
+    assert 0 <= scores["leaves"]["coverage"] <= 1
 
     # a second run finds everything done and only rewrites the report
     again = subprocess.run(["make", "--no-print-directory", "pipeline", "PROFILE=tiny", f"DATA_ROOT={data}",

@@ -262,7 +262,8 @@ def _score_cmd(o):
         eval_scorer = score_batches(teacher, real, o["limit"], o["sample_size"], o["seed"])
         results[f"{o['eval']} (real)"] = eval_scorer.result(teacher.class_names)
         for label, scorer in scorers.items():  # same-size feature samples of each set against the real one
-            results[label]["coverage"] = coverage(eval_scorer.sample_feats, scorer.sample_feats)
+            results[label]["coverage"], results[label]["nn_ratio"] = coverage(eval_scorer.sample_feats,
+                                                                             scorer.sample_feats)
     out = o["out"]
     out.mkdir(parents=True, exist_ok=True)
     report = {"teacher": str(o["teacher"]), "class_names": list(teacher.class_names), "limit": o["limit"],

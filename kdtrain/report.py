@@ -27,7 +27,7 @@ from kdtrain.errors import KDError
 
 METRICS = (("relative_entropy", "relative entropy"), ("mean_max_softmax", "confidence"),
            ("diversity", "diversity"), ("mean_top2_margin", "top-2 margin"), ("feature_spread", "feature spread"),
-           ("coverage", "coverage"))
+           ("coverage", "coverage"), ("nn_ratio", "nearest-sample distance ratio"))
 DASH = "—"
 
 

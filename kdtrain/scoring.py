@@ -26,6 +26,7 @@ COLUMNS = [
     ("feature_spread", "feat-spread", "{:.3f}"),
     ("diversity", "diversity", "{:.3f}"),
     ("coverage", "coverage", "{:.3f}"),
+    ("nn_ratio", "nn-ratio", "{:.2f}"),
     ("teacher_accuracy", "teacher-acc", "{:.3f}"),
 ]
 
@@ -133,16 +134,18 @@ def score_batches(teacher, batches, limit: int | None = None, sample_size: int =
     return scorer
 
 
-def coverage(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """Share of the real images whose nearest `fake` feature is closer than the median distance of a real image
-    to its nearest other real image: how much of the real data's feature space a set reaches (1 = all of it,
-    at the scale where real images have neighbours). Both (n, D), features as the scorer keeps them."""
+def coverage(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
+    """How much of the real data's feature space a set reaches, both (n, D) features as the scorer keeps them:
+    (coverage: share of the real images whose nearest `fake` feature is closer than the median distance of a
+    real image to its nearest other real image, 1 = all of them; distance ratio: the median distance of a real
+    image to its nearest `fake` feature over that median real-to-real one, 1 = as near as real neighbours)."""
     if len(real) < 2 or len(fake) == 0:
-        return 0.0
+        return 0.0, float("inf")
     d_real = torch.cdist(real, real)
     d_real.fill_diagonal_(float("inf"))
     radius = d_real.min(1).values.median()
-    return float((torch.cdist(real, fake).min(1).values < radius).double().mean())
+    nearest = torch.cdist(real, fake).min(1).values
+    return float((nearest < radius).double().mean()), float(nearest.median() / radius)
 
 
 def format_table(results: dict[str, dict]) -> str:

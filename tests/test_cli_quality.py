@@ -65,6 +65,7 @@ def test_score_with_labelled_eval_and_limit(setup):
     assert report["sets"]["pool"]["n"] == 10 and len(real) == 1
     assert 0 <= report["sets"][real[0]]["teacher_accuracy"] <= 1
     assert 0 <= report["sets"]["pool"]["coverage"] <= 1 and "coverage" not in report["sets"][real[0]]
+    assert report["sets"]["pool"]["nn_ratio"] > 0
 
 
 def test_curate_keeps_k_per_class_and_reports_shortfalls(setup):

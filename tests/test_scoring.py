@@ -117,7 +117,10 @@ def test_coverage_counts_real_points_with_a_set_point_nearer_than_real_neighbour
     from kdtrain.scoring import coverage
 
     real = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [11.0, 0.0]])  # nearest-real distances: all 1
-    assert coverage(real, real + 0.5) == 1.0  # every real point has a set point at 0.5
-    assert coverage(real, torch.tensor([[-0.5, 0.0], [11.5, 0.0]])) == 0.5  # only points 0 and 3 are reached
-    assert coverage(real, torch.tensor([[100.0, 0.0]])) == 0.0
-    assert coverage(real, torch.zeros(0, 2)) == 0.0
+    assert coverage(real, real + torch.tensor([0.5, 0.0])) == (1.0, 0.5)  # a set point 0.5 from each real one
+    # only points 0 and 3 are reached (0.5 away), 1 and 2 are 1.5 away; torch's median of an even count is
+    # the lower middle value: 0.5 over the radius 1
+    assert coverage(real, torch.tensor([[-0.5, 0.0], [11.5, 0.0]])) == (0.5, 0.5)
+    assert coverage(real, torch.tensor([[-3.0, 0.0], [14.0, 0.0]])) == (0.0, 3.0)
+    assert coverage(real, torch.tensor([[100.0, 0.0]]))[0] == 0.0
+    assert coverage(real, torch.zeros(0, 2))[0] == 0.0

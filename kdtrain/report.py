@@ -335,7 +335,7 @@ def plot_score_vs_top1(runs: list[SetRun], path: Path) -> bool:
 def table(runs: list[SetRun]) -> str:
     ref = _original(runs)
     head = ["set", "student top-1", "% of original", "agreement", "relative entropy", "confidence", "diversity",
-            "coverage", "images", "wall time"]
+            "coverage", "distance ratio", "images", "wall time"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         distill_s = r.summary.get("wall_s")
@@ -343,8 +343,8 @@ def table(runs: list[SetRun]) -> str:
         mark = "" if r.gen_s is not None or not r.manifests or wall is None else "*"
         cells = [f"`{r.name}`", _pct(r.top1), _pct(_relative(r, ref)), _pct(r.summary.get("agreement")),
                  _num(_score_value(r, "relative_entropy")), _num(_score_value(r, "mean_max_softmax")),
-                 _num(_score_value(r, "diversity")), _num(_score_value(r, "coverage")), _count(r.images),
-                 _duration(wall) + mark]
+                 _num(_score_value(r, "diversity")), _num(_score_value(r, "coverage")),
+                 _num(_score_value(r, "nn_ratio"), 2), _count(r.images), _duration(wall) + mark]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -583,9 +583,11 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None,
              f"Teacher: `{(teacher or {}).get('model', DASH)}`, {_pct(t_top1)} top-1 on the real test set. "
              "Agreement: share of test images where student and teacher predict the same class. Relative "
              "entropy (class balance, 1 = even), confidence (mean max-softmax), diversity (mean pairwise "
-             "cosine distance of teacher features) and coverage (share of real test images whose nearest sample "
+             "cosine distance of teacher features), coverage (share of real test images whose nearest sample "
              "of the set, in teacher features, is closer than the median real image's nearest real neighbour) "
-             "are the set's `kdtrain score` figures; the "
+             "and distance ratio (median distance of a real test image to its nearest sample of the set, over "
+             "that median real-neighbour distance; 1 = as near as real images) are the set's `kdtrain score` "
+             "figures; the "
              f"`{conf.reference}` row's are those of the real test images. Wall time = generation + distillation"
              + ("; * = distillation only (generation time not recorded)." if any(
                  r.manifests and r.gen_s is None for r in students) else "."), "",

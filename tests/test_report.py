@@ -96,7 +96,7 @@ def run(tmp_path):
         label = "fashion-mnist (real)" if name == "original" else "pool_balanced" if name == "curated" else name
         sets[label] = score(rel, conf, div)
         if name != "original":  # `kdtrain score` gives each surrogate set its coverage of the real features
-            sets[label]["coverage"] = round(div / 2, 3)
+            sets[label].update(coverage=round(div / 2, 3), nn_ratio=round(1 / div, 2))
     (runs / "scores").mkdir()
     (runs / "scores" / "score.json").write_text(json.dumps(
         {"teacher": "t.pt", "class_names": [str(i) for i in range(10)], "limit": 500, "sets": sets,
@@ -126,11 +126,11 @@ def test_table_matches_summaries(run):
     table = rows(md)
     assert list(table) == ["original", "shaders", "leaves", "noise_adv", "curated"]  # original first
     assert table["original"][:4] == ["88.0%", "100.0%", "93.0%", "0.990"]
-    assert table["original"][6:8] == ["—", "60,000"]  # no coverage for the real images; Fashion-MNIST's size
+    assert table["original"][6:9] == ["—", "—", "60,000"]  # no coverage for the real images; Fashion-MNIST's size
     assert table["shaders"][:3] == ["86.0%", f"{100 * 0.86 / 0.88:.1f}%", "90.0%"]
-    assert table["shaders"][6:] == ["0.200", "2,000", "2.5 min"]  # 30 s generation + 120 s distillation
-    assert table["noise_adv"][8] == "2.0 min*"  # the attack manifest records no generation time
-    assert table["curated"][3:8] == ["1.000", "0.500", "0.350", "0.175", "1,000"]
+    assert table["shaders"][6:] == ["0.200", "2.50", "2,000", "2.5 min"]  # 30 s generation + 120 s distillation
+    assert table["noise_adv"][9] == "2.0 min*"  # the attack manifest records no generation time
+    assert table["curated"][3:9] == ["1.000", "0.500", "0.350", "0.175", "2.86", "1,000"]
     assert "Teacher: `resnet8`, 90.5% top-1" in md
 
 
@@ -187,7 +187,7 @@ def test_missing_sets_are_shown_as_dashes(tmp_path):
     (runs / "students" / "leaves").mkdir(parents=True)
     (runs / "students" / "leaves" / "summary.json").write_text(json.dumps(summary(0.5, None)))
     md = write_report(runs, tmp_path / "no-data", tmp_path / "R.md", "t", config=PIPELINE).read_text()
-    assert rows(md)["leaves"] == ["50.0%", "—", "—", "—", "—", "—", "—", "—", "2.0 min"]
+    assert rows(md)["leaves"] == ["50.0%", "—", "—", "—", "—", "—", "—", "—", "—", "2.0 min"]
     assert "No original-data student" in md
     assert (tmp_path / "R_files" / "accuracy.png").exists()
 

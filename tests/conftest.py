@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,25 @@ import pytest
 from PIL import Image
 
 BIN = Path(sys.executable).parent
+SHADER_FIXTURES = Path(__file__).parent / "fixtures" / "shaders"
+
+
+def shader_dir(tmp_path, *names) -> Path:
+    """A folder `shaders` under tmp_path holding copies of the named fixture shaders."""
+    root = tmp_path / "shaders"
+    root.mkdir()
+    for name in names:
+        shutil.copy(SHADER_FIXTURES / name, root / name)
+    return root
+
+
+def render_counted(gen, seeds) -> tuple[list, dict]:
+    """Open a generator, render `seeds`, take its counters and close it (also on failure)."""
+    gen.open()
+    try:
+        return gen.render(seeds), gen.take_counters()
+    finally:
+        gen.close()
 
 
 def run_cli(tool: str, *args, cwd=None, timeout=300) -> subprocess.CompletedProcess:

@@ -31,6 +31,7 @@ from kdtrain.errors import KDError
 from kdtrain.models import create_model
 from kdtrain.teachers import load_teacher
 from tests._kdtrain_fixtures import png, write_shards, write_teacher
+from tests.conftest import render_counted, shader_dir
 
 torch.set_num_threads(1)
 QUIET = ["--threads", "1", "--no-tensorboard", "--no-progress", "--workers", "0"]
@@ -401,18 +402,10 @@ def test_item8_probe_at_real_size_catches_resolution_dependent_slowness(tmp_path
     from kdgen.registry import get_generator
     from kdgen.seeding import sample_seed
 
-    root = tmp_path / "shaders"
-    root.mkdir()
+    root = shader_dir(tmp_path, "toy_rings.glsl")
     (root / "sly.glsl").write_text(SLOW_WHEN_LARGE)
-    fixtures = Path(__file__).parent / "fixtures" / "shaders"
-    (root / "toy_rings.glsl").write_text((fixtures / "toy_rings.glsl").read_text())
     gen = get_generator("shaders")((32, 32), source=str(root), supersample=1, probe_timeout=2.0)
-    gen.open()
-    try:
-        out = gen.render([sample_seed(0, i) for i in range(4)])
-        counters = gen.take_counters()
-    finally:
-        gen.close()
+    out, counters = render_counted(gen, [sample_seed(0, i) for i in range(4)])
     assert counters["programs_too_slow"] == 1
     assert {m["program"] for _, m in out} == {"dir/toy_rings.glsl"}
 

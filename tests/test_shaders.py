@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
-import shutil
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,9 +22,8 @@ from kdgen.gl.sources import library_programs
 from kdgen.gl.validate import frame_problems, to_uint8
 from kdgen.registry import get_generator
 from kdgen.seeding import sample_seed
-from tests.conftest import run_cli
+from tests.conftest import render_counted, run_cli, shader_dir
 
-FIXTURES = Path(__file__).parent / "fixtures" / "shaders"
 Shaders = get_generator("shaders")
 
 
@@ -40,14 +37,6 @@ def renderer():
     yield r
     r.release()
     ctx.release()
-
-
-def shader_dir(tmp_path, *names) -> Path:
-    root = tmp_path / "shaders"
-    root.mkdir()
-    for name in names:
-        shutil.copy(FIXTURES / name, root / name)
-    return root
 
 
 def render_ok(renderer, program, n=8, seed=0):
@@ -233,12 +222,7 @@ def test_imports_skip_bad_files_and_programs_and_redraw_bad_frames(tmp_path, cap
     assert any("empty.glsl" in m and "empty" in m for m in skipped)
     assert any("garbage.frag" in m and "binary" in m for m in skipped)
     assert any("no_entry_point.glsl" in m and "no entry point" in m for m in skipped)
-    gen.open()
-    try:
-        out = gen.render([sample_seed(1, i) for i in range(40)])
-        counters = gen.take_counters()
-    finally:
-        gen.close()
+    out, counters = render_counted(gen, [sample_seed(1, i) for i in range(40)])
     logs = "\n".join(r.getMessage() for r in caplog.records)
     assert "broken_syntax.glsl does not compile" in logs and "error" in logs  # the compiler's own message
     assert counters["programs_compile_error"] == 1
@@ -256,12 +240,7 @@ def test_retries_are_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(engine_mod, "MAX_TRIES", 1)  # one frame per program ...
     monkeypatch.setattr(engine_mod, "MAX_PROGRAMS", 1)  # ... and one program per sample
     gen = Shaders((16, 16), source=str(shader_dir(tmp_path, "half_blank.glsl")))
-    gen.open()
-    try:
-        out = gen.render([sample_seed(7, i) for i in range(24)])
-        counters = gen.take_counters()
-    finally:
-        gen.close()
+    out, counters = render_counted(gen, [sample_seed(7, i) for i in range(24)])
     kept = [m for _, m in out if "kept_rejected" in m]
     assert kept and len(kept) == counters["samples_kept_after_retries"] == counters["frames_rejected"]
     assert all(m["kept_rejected"] == "constant" and "redrawn" not in m for m in kept)
@@ -273,12 +252,7 @@ def test_a_pathologically_slow_shader_is_skipped_without_hanging(tmp_path):
     root = shader_dir(tmp_path, "endless_loop.glsl", "toy_rings.glsl")
     gen = Shaders((16, 16), source=str(root), probe_timeout=2.0)
     t0 = time.perf_counter()
-    gen.open()
-    try:
-        out = gen.render([sample_seed(2, i) for i in range(4)])
-        counters = gen.take_counters()
-    finally:
-        gen.close()
+    out, counters = render_counted(gen, [sample_seed(2, i) for i in range(4)])
     assert time.perf_counter() - t0 < 30
     assert counters["programs_too_slow"] == 1
     assert {m["program"] for _, m in out} == {"dir/toy_rings.glsl"}

@@ -545,11 +545,12 @@ def _budget_curves(runs: Path) -> dict:
     return budget.collect([runs, *roots]) if roots else {}
 
 
-def budget_section(runs: Path, files: Path, conf: ReportConfig) -> str:
-    """The budget curve over RUNS and its longer-budget siblings, if any."""
+def budget_section(runs: Path, files: Path, conf: ReportConfig, curves: dict | None = None) -> str:
+    """The budget curve over RUNS and its longer-budget siblings, if any (`curves`: _budget_curves(RUNS),
+    where the caller has read them already)."""
     from kdtrain import budget
 
-    curves = _budget_curves(runs)
+    curves = _budget_curves(runs) if curves is None else curves
     curves = {k: v for k, v in curves.items() if len(v) > 1 or k == conf.reference}
     if len(curves) < 2:
         return ""
@@ -577,7 +578,8 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None,
     files.mkdir(parents=True, exist_ok=True)
 
     plot_accuracy(students, t_top1, files / "accuracy.png")
-    targets, met, checked = targets_section(students, conf, _budget_curves(runs))
+    curves = _budget_curves(runs)  # every summary of RUNS and RUNS-xN, read once for targets and the curve
+    targets, met, checked = targets_section(students, conf, curves)
     parts = [f"# {title}", "", summary_paragraph(students, teacher, t_top1, met, checked, runs), "",
              "## Students by surrogate set", "", table(students), "",
              f"Teacher: `{(teacher or {}).get('model', DASH)}`, {_pct(t_top1)} top-1 on the real test set. "
@@ -592,7 +594,7 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None,
              + ("; * = distillation only (generation time not recorded)." if any(
                  r.manifests and r.gen_s is None for r in students) else "."), "",
              f"![student top-1 per set]({files.name}/accuracy.png)", "", targets]
-    parts.append(budget_section(runs, files, conf))
+    parts.append(budget_section(runs, files, conf, curves))
     scatter = plot_score_vs_top1(students, files / "score_vs_top1.png")
     parts.append(spearman_section(students))
     if scatter:

@@ -236,7 +236,7 @@ def score_cmd(**o):
 
 def _score_cmd(o):
     from kdtrain.config import check_out_folder
-    from kdtrain.scoring import coverage, format_table, plot_scores, score_batches
+    from kdtrain.scoring import coverage, format_table, neighbour_radius, plot_scores, score_batches
 
     check_out_folder(o["out"])  # before the work, not after it
 
@@ -261,9 +261,11 @@ def _score_cmd(o):
     if real is not None:
         eval_scorer = score_batches(teacher, real, o["limit"], o["sample_size"], o["seed"])
         results[f"{o['eval']} (real)"] = eval_scorer.result(teacher.class_names)
+        real_feats = eval_scorer.sample_feats
+        radius = neighbour_radius(real_feats) if len(real_feats) > 1 else None
         for label, scorer in scorers.items():  # same-size feature samples of each set against the real one
-            results[label]["coverage"], results[label]["nn_ratio"] = coverage(eval_scorer.sample_feats,
-                                                                             scorer.sample_feats)
+            results[label]["coverage"], results[label]["nn_ratio"] = coverage(real_feats, scorer.sample_feats,
+                                                                             radius)
     out = o["out"]
     out.mkdir(parents=True, exist_ok=True)
     report = {"teacher": str(o["teacher"]), "class_names": list(teacher.class_names), "limit": o["limit"],

@@ -134,16 +134,22 @@ def score_batches(teacher, batches, limit: int | None = None, sample_size: int =
     return scorer
 
 
-def coverage(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float]:
+def neighbour_radius(real: torch.Tensor) -> torch.Tensor:
+    """The median distance of a real feature (n >= 2, D) to its nearest other real feature."""
+    d_real = torch.cdist(real, real)
+    d_real.fill_diagonal_(float("inf"))
+    return d_real.min(1).values.median()
+
+
+def coverage(real: torch.Tensor, fake: torch.Tensor, radius: torch.Tensor | None = None) -> tuple[float, float]:
     """How much of the real data's feature space a set reaches, both (n, D) features as the scorer keeps them:
     (coverage: share of the real images whose nearest `fake` feature is closer than the median distance of a
     real image to its nearest other real image, 1 = all of them; distance ratio: the median distance of a real
-    image to its nearest `fake` feature over that median real-to-real one, 1 = as near as real neighbours)."""
+    image to its nearest `fake` feature over that median real-to-real one, 1 = as near as real neighbours).
+    `radius`: neighbour_radius(real), where several sets are measured against the same real features."""
     if len(real) < 2 or len(fake) == 0:
         return 0.0, float("inf")
-    d_real = torch.cdist(real, real)
-    d_real.fill_diagonal_(float("inf"))
-    radius = d_real.min(1).values.median()
+    radius = neighbour_radius(real) if radius is None else radius
     nearest = torch.cdist(real, fake).min(1).values
     return float((nearest < radius).double().mean()), float(nearest.median() / radius)
 

@@ -114,7 +114,7 @@ def test_empty_set_is_refused():
 
 
 def test_coverage_counts_real_points_with_a_set_point_nearer_than_real_neighbours():
-    from kdtrain.scoring import coverage
+    from kdtrain.scoring import coverage, neighbour_radius
 
     real = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [11.0, 0.0]])  # nearest-real distances: all 1
     assert coverage(real, real + torch.tensor([0.5, 0.0])) == (1.0, 0.5)  # a set point 0.5 from each real one
@@ -122,5 +122,6 @@ def test_coverage_counts_real_points_with_a_set_point_nearer_than_real_neighbour
     # the lower middle value: 0.5 over the radius 1
     assert coverage(real, torch.tensor([[-0.5, 0.0], [11.5, 0.0]])) == (0.5, 0.5)
     assert coverage(real, torch.tensor([[-3.0, 0.0], [14.0, 0.0]])) == (0.0, 3.0)
+    assert coverage(real, torch.tensor([[-3.0, 0.0], [14.0, 0.0]]), neighbour_radius(real)) == (0.0, 3.0)
     assert coverage(real, torch.tensor([[100.0, 0.0]]))[0] == 0.0
     assert coverage(real, torch.zeros(0, 2))[0] == 0.0

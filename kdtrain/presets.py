@@ -132,13 +132,18 @@ class NoAug:
         return x
 
 
+def crop_pad(size: int) -> int:
+    """Pad-and-crop's padding: size // 8 (4 px at 32 as in the CIFAR recipe, 3 at 28), at least 1."""
+    return max(1, size // 8)
+
+
 class CropFlip:
-    """Pad-and-crop (pad = size // 8: 4 px at 32 as in the CIFAR recipe, 3 at 28) and horizontal flip."""
+    """Pad-and-crop (crop_pad) and horizontal flip."""
 
     mixup = False
 
     def __init__(self, size: int):
-        self.pad = max(1, size // 8)
+        self.pad = crop_pad(size)
 
     def __call__(self, x, gen):
         return random_flip(random_crop(x, self.pad, gen), gen)
@@ -159,7 +164,7 @@ class Paper:
         if bad:
             raise KDError(f"--aug-off {','.join(bad)}: not a piece of this preset; its pieces are {', '.join(have)}"
                           + ("" if shader else " (elastic and invert are in --preset paper-shader)"))
-        self.pad = 0 if "crop" in off else max(1, size // 8)
+        self.pad = 0 if "crop" in off else crop_pad(size)
         self.flip_p = 0.0 if "flip" in off else 0.5
         self.randaugment = BatchRandAugment(ra_n, ra_m) if ra_n > 0 and "randaugment" not in off else None
         self.jitter = 0.0 if "jitter" in off else jitter

@@ -115,7 +115,10 @@ class EpochBatches(IterableDataset):
 
     def __iter__(self):
         info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        workers = info.num_workers if info else 1
+        # The DataLoader asks its workers in turn from worker 0, so loader worker 0 must hold batch
+        # start_step: it plays worker start_step % workers (whose raw stream makes that batch), and so on.
+        worker = (info.id + self.start_step) % workers if info else 0
         if info:
             torch.set_num_threads(1)  # workers share the cores with training
         problems = Problems()

@@ -52,3 +52,13 @@ def test_unwritable_output_folder(tmp_path):
 def test_help_works():
     result = CliRunner().invoke(cli, ["leaves", "--help"])
     assert result.exit_code == 0 and "--shape" in result.output
+
+
+def test_python_dash_m_runs_both_commands():
+    """`python -m kdgen` / `python -m kdtrain` work where only a Python is at hand (e.g. a bare GPU box)."""
+    import subprocess
+    import sys
+
+    for pkg, sub in (("kdgen", "leaves"), ("kdtrain", "distill")):
+        out = subprocess.run([sys.executable, "-m", pkg, sub, "--help"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "Usage:" in out.stdout, out.stderr

@@ -151,10 +151,10 @@ class CropFlip:
 
 class Paper:
     """The paper's surrogate-data recipe: pad-and-crop, flip, RandAugment(n, m), colour jitter; for shader
-    images also elastic (p=0.5) and invert (p=0.1). Mixup on every batch is done by the trainer.
-    `off` names pieces to leave out (`--aug-off`, for ablations)."""
+    images also elastic (p=0.5) and invert (p=0.1). The paper also mixes every batch (`--mixup`, done by
+    the trainer). `off` names pieces to leave out (`--aug-off`, for ablations)."""
 
-    mixup = True
+    mixup = True  # the paper's recipe: used only where a config leaves mixup None (made before --mixup was off)
     PIECES = ("crop", "flip", "randaugment", "jitter", "elastic", "invert")
 
     def __init__(self, size: int, ra_n: int = 2, ra_m: int = 14, jitter: float = 0.4, shader: bool = False,
@@ -208,9 +208,15 @@ class MatchStats:
 PRESETS = ("none", "crop-flip", "paper", "paper-shader")
 
 
-def build_preset(name: str, size: int, ra_n: int = 2, ra_m: int = 14, jitter: float = 0.4, off: str = ""):
+# (RandAugment ops, colour jitter) of each paper preset when not given: the authors' shader config has
+# RandAugment with 4 ops and no jitter; `paper` keeps the lighter 2 ops plus jitter.
+PAPER_DEFAULTS = {"paper": (2, 0.4), "paper-shader": (4, 0.0)}
+
+
+def build_preset(name: str, size: int, ra_n: int | None = None, ra_m: int = 14, jitter: float | None = None,
+                 off: str = ""):
     """A preset by name for square-ish images of side `size` (the teacher's input); `off`: comma-separated
-    pieces of a paper preset to leave out."""
+    pieces of a paper preset to leave out; ra_n and jitter None: the preset's own (PAPER_DEFAULTS)."""
     pieces = tuple(p.strip() for p in off.split(",") if p.strip())
     if pieces and name not in ("paper", "paper-shader"):
         raise KDError(f"--aug-off works with --preset paper or paper-shader, not {name!r}")
@@ -219,7 +225,9 @@ def build_preset(name: str, size: int, ra_n: int = 2, ra_m: int = 14, jitter: fl
     if name == "crop-flip":
         return CropFlip(size)
     if name in ("paper", "paper-shader"):
-        return Paper(size, ra_n, ra_m, jitter, shader=name == "paper-shader", off=pieces)
+        n, j = PAPER_DEFAULTS[name]
+        return Paper(size, n if ra_n is None else ra_n, ra_m, j if jitter is None else jitter,
+                     shader=name == "paper-shader", off=pieces)
     raise KDError(f"unknown augmentation preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 

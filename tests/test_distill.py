@@ -77,7 +77,7 @@ def test_batch_hook_sees_mixed_batch(world, tmp_path):
 
     cfg = DistillConfig(teacher=str(world / "teacher.pt"), shards=[str(world / "s" / "leaves-*.tar")], steps=2,
                         batch_size=16, workers=0, threads=1, out=str(tmp_path / "h"), tensorboard=False,
-                        progress=False, eval="none")
+                        progress=False, eval="none", mixup=True)
     distill(cfg, batch_hook=hook)
     assert seen == [(0, (16, 1, 12, 12), True), (1, (16, 1, 12, 12), True)]
 

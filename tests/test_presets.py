@@ -54,3 +54,21 @@ def test_aug_off_refuses_pieces_the_preset_lacks(preset, off, match):
 
     with pytest.raises(KDError, match=match):
         build_preset(preset, 28, off=off)
+
+
+def test_the_default_recipe_is_the_papers_shader_recipe_without_mixup(tmp_path):
+    """The measured best (docs/RESULTS.md): paper-shader with the authors' 4 RandAugment ops and no colour
+    jitter, no mixup; `paper` keeps 2 ops plus jitter; an explicit value still wins."""
+    from kdtrain.config import DistillConfig
+    from kdtrain.distill import build_augmentation
+    from kdtrain.presets import Paper, build_preset
+    from kdtrain.teachers import InputSpec
+
+    spec = InputSpec(1, 28, 28, (0.5,), (0.5,))
+    preset, mix = build_augmentation(DistillConfig(out=str(tmp_path / "r")), spec)
+    assert isinstance(preset, Paper) and preset.shader and not mix
+    assert (preset.randaugment.ra.num_ops, preset.jitter) == (4, 0.0)
+    paper = build_preset("paper", 28)
+    assert (paper.randaugment.ra.num_ops, paper.jitter, paper.shader) == (2, 0.4, False)
+    assert build_preset("paper-shader", 28, ra_n=1, jitter=0.2).jitter == 0.2
+    assert build_augmentation(DistillConfig(out=str(tmp_path / "r"), mixup=True), spec)[1]

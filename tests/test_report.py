@@ -214,10 +214,10 @@ def test_a_run_that_recorded_no_command_shows_its_settings(run):
     """Runs made before config.yaml stored the command: the report says so and lists what differs."""
     runs, data, out = run
     write_config(runs / "students" / "leaves", teacher="t.pt", shards=["a-*.tar", "b-*.tar"], weights=[0.7, 0.3],
-                 mixup=False, steps=9)
+                 mixup=True, steps=9)
     md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
     assert ("# command not recorded; settings that differ from the defaults: teacher=t.pt, "
-            "shards=['a-*.tar', 'b-*.tar'], weights=[0.7, 0.3], mixup=False, steps=9") in md
+            "shards=['a-*.tar', 'b-*.tar'], weights=[0.7, 0.3], mixup=True, steps=9") in md
 
 
 def test_without_a_config_the_report_is_generic_and_new_sets_appear(run):

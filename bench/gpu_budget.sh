@@ -8,7 +8,9 @@
 #   bench/gpu_budget.sh OUT [DEADLINE_S]     (needs data/full/*_ref shards and runs/full/teacher from `make refined`)
 #
 # Also times `kdgen shaders` through EGL on the GPU's driver first, when moderngl is importable.
-# RUNS picks runs by name (default: all below); SCALE_STEPS=1 shrinks every run to a few steps (smoke test).
+# RUNS picks runs by name (default: all below; on 16 cores give the attacked ones a call of their own: their
+# main process, not the GPU, sets their pace); SCALE_STEPS=N divides every run's steps (a smoke test);
+# EXTRA_FLAGS are added to every run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: bench/gpu_budget.sh OUT [DEADLINE_S]}
@@ -33,7 +35,9 @@ if [ -z "${SKIP_SHADERS:-}" ] && $PY -c "import moderngl" 2>/dev/null; then
   $PY -c "from kdgen.gl.context import create_context; print('GL_RENDERER:', create_context().info['GL_RENDERER'])" || true
 fi
 
-P="--preset paper-shader --ra-n 4 --aug-off jitter --no-mixup"
+# The default recipe (paper-shader, no mixup); the 2026-11-30 runs spelled it out as
+# `--preset paper-shader --ra-n 4 --aug-off jitter --no-mixup`, the same augmentation.
+P=${EXTRA_FLAGS:-}
 X4=$((6000 / ${SCALE_STEPS:-1})); X16=$((24000 / ${SCALE_STEPS:-1}))
 declare -A RUN=(
   [x16_shaders_ref_adv]="--steps $X16 --workers 4 --match-stats --shards data/full/shaders_ref-0*.tar --adv fraction=0.5,every=1"
@@ -42,6 +46,7 @@ declare -A RUN=(
   [x4_shaders_ref_adv]="--steps $X4 --workers 1 --match-stats --shards data/full/shaders_ref-0*.tar --adv fraction=0.5,every=1"
   [x4_leaves_ref]="--steps $X4 --workers 1 --match-stats --shards data/full/leaves_ref-0*.tar"
   [x4_noise_ref]="--steps $X4 --workers 1 --match-stats --shards data/full/noise_ref-0*.tar"
+  [x16_noise_ref]="--steps $X16 --workers 4 --match-stats --shards data/full/noise_ref-0*.tar"
   [x4_original]="--steps $X4 --workers 1 --data fashion-mnist"
 )
 NAMES=${RUNS:-${!RUN[*]}}

@@ -12,6 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+try:  # triton's LLVM (which torch.export loads) crashes the process when Mesa's llvmpipe has loaded its
+    import triton  # noqa: F401  # own LLVM first (a GL test before an export test); loaded first, both work
+except ImportError:  # a torch build without triton: nothing to order
+    pass
+
 BIN = Path(sys.executable).parent
 SHADER_FIXTURES = Path(__file__).parent / "fixtures" / "shaders"
 

@@ -157,8 +157,8 @@ class Paper:
     mixup = True  # the paper's recipe: used only where a config leaves mixup None (made before --mixup was off)
     PIECES = ("crop", "flip", "randaugment", "jitter", "elastic", "invert")
 
-    def __init__(self, size: int, ra_n: int = 2, ra_m: int = 14, jitter: float = 0.4, shader: bool = False,
-                 off: tuple[str, ...] = ()):
+    def __init__(self, size: int, ra_n: int, ra_m: int, jitter: float, shader: bool = False,
+                 off: tuple[str, ...] = ()):  # build_preset supplies each preset's defaults (PAPER_DEFAULTS)
         have = self.PIECES if shader else self.PIECES[:4]
         bad = [p for p in off if p not in have]
         if bad:

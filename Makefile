@@ -34,7 +34,7 @@ test: install  ## run the test suite
 lint: install  ## ruff
 	$(BIN)/ruff check kdgen kdtrain tests bench
 
-demo: install  ## the whole pipeline at a small scale (under 10 minutes on 2 cores)
+demo: install  ## the whole pipeline at a small scale (about 13 minutes on 2 cores)
 	$(MAKE) --no-print-directory pipeline PROFILE=demo
 
 bench: install  ## benchmarks (figures go to docs/BENCHMARKS.md with the command behind each)
@@ -50,7 +50,7 @@ clean:  ## remove generated data and runs (keeps .venv)
 	rm -rf data/*.tar data/*.json data/*.png runs
 
 # ---- the pipeline: generate -> teacher -> attack/curate -> distil -> score -> report ----------------
-# PROFILE=full (about an hour on 2 CPU cores) or demo (under 10 minutes); SCALE multiplies images and
+# PROFILE=full (about 2 hours on 2 CPU cores) or demo (about 13 minutes); SCALE multiplies images and
 # steps (e.g. SCALE=8 on a GPU). Each stage is a plain kdgen/kdtrain command, printed as it runs, and
 # leaves a stamp file so that an interrupted pipeline continues where it stopped.
 PROFILE ?= full

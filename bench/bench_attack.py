@@ -7,7 +7,7 @@ Measures (on whatever device --device names):
   3. score: samples/s of the streaming scorer (teacher forward + features + accumulation);
   4. precision: the pipeline's online attack (fraction 0.5, every 1) with the teacher in float32 against
      the same in `--amp auto` (bf16 where the CPU has AMX/AVX-512 bf16 or on CUDA);
-  5. refine: offline refinement images/s (kdtrain.refine, batch 256) at a few step counts.
+  5. refine: offline refinement images/s (kdtrain.synth.refine, batch 256) at a few step counts.
 The teacher is the `cnn` architecture (the calibration teacher's size), either loaded with
 --teacher or trained here for --train-steps steps on Fashion-MNIST so that its boundaries are
 realistic; the student is `cnn-tiny`. Surrogate images are smooth random noise.
@@ -24,12 +24,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from kdtrain import precision
-from kdtrain.attack import AttackConfig, OnlineAttack, attack_batch
-from kdtrain.models import create_model
-from kdtrain.refine import RefineConfig, refine_batch
-from kdtrain.scoring import score_batches
-from kdtrain.teachers import InputSpec, Teacher, load_teacher, model_checkpoint, save_model
+from kdtrain.data.spec import InputSpec
+from kdtrain.models import precision
+from kdtrain.models.registry import create_model
+from kdtrain.models.teachers import Teacher, load_teacher, model_checkpoint, save_model
+from kdtrain.quality.scoring import score_batches
+from kdtrain.synth.attack import AttackConfig, OnlineAttack, attack_batch
+from kdtrain.synth.refine import RefineConfig, refine_batch
 
 SPEC = InputSpec(1, 28, 28, (0.2860,), (0.3530,))
 
@@ -41,7 +42,7 @@ def smooth_noise(n: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def quick_teacher(steps: int, device: str) -> Teacher:
-    from kdtrain.datasets import load_labelled
+    from kdtrain.data.datasets import load_labelled
 
     data = load_labelled("fashion-mnist", train=True).dataset
     model = create_model("cnn", 10, 1).to(device)

@@ -32,11 +32,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdtrain.config import DistillConfig  # noqa: E402
-from kdtrain.data import make_train_loader  # noqa: E402
-from kdtrain.distill import Run  # noqa: E402
-from kdtrain.models import create_model  # noqa: E402
-from kdtrain.teachers import InputSpec, model_checkpoint, save_model  # noqa: E402
+from kdtrain.data.spec import InputSpec
+from kdtrain.data.stream import make_train_loader  # noqa: E402
+from kdtrain.models.registry import create_model  # noqa: E402
+from kdtrain.models.teachers import model_checkpoint, save_model  # noqa: E402
+from kdtrain.train.config import DistillConfig  # noqa: E402
+from kdtrain.train.distill import Run  # noqa: E402
 
 
 def make_images(root: Path, n: int, size: int) -> None:

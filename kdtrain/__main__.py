@@ -1,5 +1,5 @@
 """`python -m kdtrain` (and `torchrun ... -m kdtrain distill ...`)."""
 
-from kdtrain.cli import main
+from kdtrain.cli.main import main
 
 main()

@@ -11,8 +11,9 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from kdtrain.models import create_model
-from kdtrain.teachers import InputSpec, model_checkpoint, save_model
+from kdtrain.data.spec import InputSpec
+from kdtrain.models.registry import create_model
+from kdtrain.models.teachers import model_checkpoint, save_model
 
 
 def png(img: np.ndarray) -> bytes:

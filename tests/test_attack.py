@@ -6,7 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from kdtrain.attack import (
+from kdtrain.data.spec import InputSpec
+from kdtrain.errors import KDError
+from kdtrain.models.teachers import Teacher, load_teacher
+from kdtrain.synth.attack import (
     STAGES,
     AttackConfig,
     OnlineAttack,
@@ -16,10 +19,8 @@ from kdtrain.attack import (
     make_batch_hook,
     online_from_string,
 )
-from kdtrain.config import DistillConfig
-from kdtrain.distill import distill
-from kdtrain.errors import KDError
-from kdtrain.teachers import InputSpec, Teacher, load_teacher
+from kdtrain.train.config import DistillConfig
+from kdtrain.train.distill import distill
 from tests._kdtrain_fixtures import write_shards, write_teacher
 
 torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 
 import json
 
-from kdtrain.budget import collect, plot, table
+from kdtrain.report.budget import collect, plot, table
 
 
 def _summary(root, name, samples, top1):
@@ -30,7 +30,7 @@ def test_table_gives_each_set_its_ratio_to_the_original_at_the_same_budget(tmp_p
 
 
 def test_report_section_reads_the_longer_budget_siblings(tmp_path):
-    from kdtrain.report import ReportConfig, budget_section
+    from kdtrain.report.results import ReportConfig, budget_section
 
     runs = tmp_path / "runs"
     _summary(runs / "full", "original", 1000, 0.80)
@@ -46,7 +46,7 @@ def test_report_section_reads_the_longer_budget_siblings(tmp_path):
 
 
 def test_a_target_missed_at_1x_is_checked_again_at_the_longer_budgets(tmp_path):
-    from kdtrain.report import ReportConfig, SetRun, targets_section
+    from kdtrain.report.results import ReportConfig, SetRun, targets_section
 
     target = {"what": "shader images", "prefix": "shaders", "fraction": 0.9}
     conf = ReportConfig(targets=[target])

@@ -10,9 +10,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from kdtrain.cli import cli
-from kdtrain.data import iterate_shards
-from kdtrain.teachers import load_teacher
+from kdtrain.cli.main import cli
+from kdtrain.data.shards import iterate_shards
+from kdtrain.models.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
 from tests.conftest import assert_one_line_error
 
@@ -141,7 +141,7 @@ def test_existing_output_needs_overwrite(setup):
 def test_every_teacher_command_takes_the_same_teacher_flags(setup):
     """An exported (.pt2) teacher without a sidecar works in score, attack and curate given --teacher-spec,
     and a sidecar written as a user would (a square `size`) works too."""
-    from kdtrain.models import create_model
+    from kdtrain.models.registry import create_model
 
     d = setup / "data"
     model = create_model("cnn-tiny", 4, 1).eval()
@@ -165,7 +165,7 @@ def test_every_teacher_command_takes_the_same_teacher_flags(setup):
     ({"channels": 1, "size": "big", "mean": [0.28], "std": [0.35]}, "numbers"),
 ])
 def test_a_bad_teacher_spec_names_the_missing_field_in_one_short_line(setup, spec, needle):
-    from kdtrain.models import create_model
+    from kdtrain.models.registry import create_model
 
     torch.jit.save(torch.jit.trace(create_model("cnn-tiny", 4, 1).eval(), torch.rand(1, 1, 12, 12)), setup / "b.pt")
     (setup / "b.json").write_text(json.dumps(spec))

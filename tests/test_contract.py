@@ -30,7 +30,7 @@ def test_dataset_name_of_what_a_user_types(text, name):
 
 def test_both_packages_read_a_dataset_through_the_contract(tmp_path):
     from kdgen.dataset import iter_samples, resolve
-    from kdtrain.shards import count_samples, expand_patterns, iterate_raw
+    from kdtrain.data.shards import count_samples, expand_patterns, iterate_raw
 
     generate(RunConfig("noise", n=7, size=(8, 8), out=tmp_path, shard_size=3, progress=False))
     urls = expand_patterns([str(tmp_path / "noise-*.tar")])
@@ -59,7 +59,7 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
 
 def test_kdtrain_folder_takes_every_file_import_images_takes(tmp_path):
     from kdgen.importer import scan_folder
-    from kdtrain.datasets import load_labelled
+    from kdtrain.data.datasets import load_labelled
 
     rng = np.random.default_rng(0)
     for cls, suffixes in (("a", (".png", ".bmp", ".gif")), ("b", (".tif", ".ppm", ".jpg"))):

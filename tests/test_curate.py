@@ -12,9 +12,9 @@ from PIL import Image
 from torch import nn
 
 from kdgen.writer import DatasetWriter
-from kdtrain.attack import AttackConfig
-from kdtrain.curate import curate
 from kdtrain.errors import KDError
+from kdtrain.quality.curate import curate
+from kdtrain.synth.attack import AttackConfig
 
 torch.set_num_threads(1)
 CENTERS = torch.tensor([0.125, 0.375, 0.625, 0.875])

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 import yaml
 from click.testing import CliRunner
 
-from kdtrain.cli import cli
-from kdtrain.config import DistillConfig
-from kdtrain.distill import distill, kd_loss
+from kdtrain.cli.main import cli
 from kdtrain.errors import KDError
-from kdtrain.teachers import load_teacher
+from kdtrain.models.teachers import load_teacher
+from kdtrain.train.config import DistillConfig
+from kdtrain.train.distill import distill, kd_loss
 from tests._kdtrain_fixtures import write_shards, write_teacher
 from tests.conftest import assert_one_line_error, kill_at_first_checkpoint
 
@@ -153,7 +153,7 @@ def test_bad_input_one_line_exit_2(world, tmp_path, case):
 
 
 def test_match_stats_gives_images_the_teacher_input_statistics():
-    from kdtrain.distill import match_stats
+    from kdtrain.train.distill import match_stats
 
     x = torch.rand(4, 1, 28, 28) * 0.3 + 0.5  # bright, low-contrast surrogate images
     mean, std = torch.tensor([0.286]).view(1, 1, 1, 1), torch.tensor([0.2]).view(1, 1, 1, 1)
@@ -166,7 +166,7 @@ def test_match_stats_gives_images_the_teacher_input_statistics():
 def test_temperature_schedule_runs_linearly_from_start_to_end():
     from types import SimpleNamespace
 
-    from kdtrain.distill import Run
+    from kdtrain.train.distill import Run
 
     run = SimpleNamespace(cfg=DistillConfig(temperature=2.0, temperature_end=8.0), total_steps=4)
     assert [Run.temperature(run, s) for s in range(4)] == [2.0, 4.0, 6.0, 8.0]

@@ -26,10 +26,10 @@ from click.testing import CliRunner
 from kdgen.cli import cli as kdgen_cli
 from kdgen.errors import KdgenError
 from kdgen.runner import RunConfig, generate, plan
-from kdtrain.cli import cli as kdtrain_cli
+from kdtrain.cli.main import cli as kdtrain_cli
 from kdtrain.errors import KDError
-from kdtrain.models import create_model
-from kdtrain.teachers import load_teacher
+from kdtrain.models.registry import create_model
+from kdtrain.models.teachers import load_teacher
 from tests._kdtrain_fixtures import png, write_shards, write_teacher
 from tests.conftest import render_counted, shader_dir
 
@@ -345,7 +345,7 @@ def write(self, sample):
         os._exit(9)  # a kill: no cleanup runs, the temporary shard stays behind
     plain(self, sample)
 writer.ShardFile.write = write
-from kdtrain.cli import cli
+from kdtrain.cli.main import cli
 cli(sys.argv[2:])
 """
 

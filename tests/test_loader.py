@@ -3,10 +3,11 @@ import warnings
 import pytest
 import torch
 
-from kdtrain.data import ShardSource, check_shards, count_samples, expand_patterns, iterate_shards, make_train_loader
+from kdtrain.data.augment import build_preset
+from kdtrain.data.shards import check_shards, count_samples, expand_patterns, iterate_shards
+from kdtrain.data.spec import InputSpec
+from kdtrain.data.stream import ShardSource, make_train_loader
 from kdtrain.errors import KDError
-from kdtrain.presets import build_preset
-from kdtrain.teachers import InputSpec
 from tests._kdtrain_fixtures import write_shards
 
 torch.set_num_threads(1)
@@ -60,8 +61,8 @@ def test_resume_at_any_step_gives_the_same_batches(tmp_path):
 
 
 def test_tensor_source_epochs_are_permutations():
-    from kdtrain.data import TensorSource
-    from kdtrain.datasets import TensorImages
+    from kdtrain.data.datasets import TensorImages
+    from kdtrain.data.stream import TensorSource
 
     ds = TensorImages(torch.arange(24, dtype=torch.uint8).view(24, 1, 1, 1).expand(24, 1, 8, 8).clone(),
                       torch.arange(24) % 10)
@@ -131,7 +132,7 @@ def test_other_tar_flavours_read_alike(tmp_path, fmt):
     import io
     import tarfile
 
-    from kdtrain.data import Problems, read_shard
+    from kdtrain.data.shards import Problems, read_shard
 
     path = tmp_path / "x-000000.tar"
     long = "k" * 120 if fmt == "gnu-longname" else "000000001"

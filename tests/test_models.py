@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kdtrain.errors import KDError
-from kdtrain.models import create_model, list_models
+from kdtrain.models.registry import create_model, list_models
 
 torch.set_num_threads(1)
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from kdtrain import precision
-from kdtrain.cli import cli
-from kdtrain.config import DistillConfig
-from kdtrain.distill import distill
+from kdtrain.cli.main import cli
 from kdtrain.errors import KDError
-from kdtrain.teachers import load_teacher
+from kdtrain.models import precision
+from kdtrain.models.teachers import load_teacher
+from kdtrain.train.config import DistillConfig
+from kdtrain.train.distill import distill
 from tests._kdtrain_fixtures import write_shards, write_teacher
 from tests.conftest import kill_at_first_checkpoint
 

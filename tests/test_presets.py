@@ -7,8 +7,8 @@ import hashlib
 import pytest
 import torch
 
+from kdtrain.data.augment import BatchRandAugment
 from kdtrain.errors import KDError
-from kdtrain.presets import BatchRandAugment
 
 # sha256 of BatchRandAugment(2, 14) on a fixed uint8 batch with torch.Generator seed 0 (torchvision 0.29.1).
 # If it changes, exact resume of runs made before the change breaks: say so in the commit.
@@ -31,7 +31,7 @@ def test_moved_torchvision_internals_fail_loudly(monkeypatch):
 
 
 def test_aug_off_leaves_out_the_named_pieces():
-    from kdtrain.presets import Paper, build_preset
+    from kdtrain.data.augment import Paper, build_preset
 
     x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     every = build_preset("paper-shader", 28, 4, 14, 0.4, off=",".join(Paper.PIECES))
@@ -50,7 +50,7 @@ def test_aug_off_leaves_out_the_named_pieces():
     ("crop-flip", "flip", "works with --preset paper"),
 ])
 def test_aug_off_refuses_pieces_the_preset_lacks(preset, off, match):
-    from kdtrain.presets import build_preset
+    from kdtrain.data.augment import build_preset
 
     with pytest.raises(KDError, match=match):
         build_preset(preset, 28, off=off)
@@ -59,10 +59,10 @@ def test_aug_off_refuses_pieces_the_preset_lacks(preset, off, match):
 def test_the_default_recipe_is_the_papers_shader_recipe_without_mixup(tmp_path):
     """The measured best (docs/RESULTS.md): paper-shader with the authors' 4 RandAugment ops and no colour
     jitter, no mixup; `paper` keeps 2 ops plus jitter; an explicit value still wins."""
-    from kdtrain.config import DistillConfig
-    from kdtrain.distill import build_augmentation
-    from kdtrain.presets import Paper, build_preset
-    from kdtrain.teachers import InputSpec
+    from kdtrain.data.augment import Paper, build_preset
+    from kdtrain.data.spec import InputSpec
+    from kdtrain.train.config import DistillConfig
+    from kdtrain.train.distill import build_augmentation
 
     spec = InputSpec(1, 28, 28, (0.5,), (0.5,))
     preset, mix = build_augmentation(DistillConfig(out=str(tmp_path / "r")), spec)

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from kdgen.runner import RunConfig, generate
-from kdtrain.cli import cli
+from kdtrain.cli.main import cli
 from tests._kdtrain_fixtures import write_teacher
 
 
@@ -24,7 +24,7 @@ def data(tmp_path_factory):
 
 
 def test_attack_and_curate_write_the_prediction_as_cls(data):
-    from kdtrain.shards import expand_patterns, iterate_raw
+    from kdtrain.data.shards import expand_patterns, iterate_raw
 
     samples = list(iterate_raw(expand_patterns([str(data / "cur-*.tar")])))
     assert samples and all(s["label"] == s["meta"]["params"]["teacher_pred"] for s in samples)

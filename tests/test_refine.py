@@ -9,13 +9,14 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from kdtrain.cli import cli
-from kdtrain.config import DistillConfig
-from kdtrain.distill import distill
+from kdtrain.cli.main import cli
+from kdtrain.data.spec import InputSpec
 from kdtrain.errors import KDError
-from kdtrain.models import create_model
-from kdtrain.refine import OnlineRefine, RefineConfig, StatsProbe, batchnorm_layers, parse_options, refine_batch
-from kdtrain.teachers import InputSpec, Teacher, model_checkpoint, save_model
+from kdtrain.models.registry import create_model
+from kdtrain.models.teachers import Teacher, model_checkpoint, save_model
+from kdtrain.synth.refine import OnlineRefine, RefineConfig, StatsProbe, batchnorm_layers, parse_options, refine_batch
+from kdtrain.train.config import DistillConfig
+from kdtrain.train.distill import distill
 from tests._kdtrain_fixtures import write_shards
 
 torch.set_num_threads(1)

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from kdgen.clitools import OneLineErrorGroup
-from kdtrain import cli_report
-from kdtrain.config import DistillConfig
-from kdtrain.report import _ranks, collect, load_config, spearman, write_report
+from kdtrain.cli import report as cli_report
+from kdtrain.report.results import _ranks, collect, load_config, spearman, write_report
+from kdtrain.train.config import DistillConfig
 from tests.conftest import assert_one_line_error
 
 PIPELINE_YAML = Path(__file__).resolve().parents[1] / "pipeline.yaml"  # the experiment beside the Makefile
@@ -43,7 +43,7 @@ def manifest(name, generator, n, seconds=None, command=None):
 
 
 def summary(top1, agree, mode="distill", steps=300, wall=120.0):
-    """The keys of Distiller._finish in kdtrain/distill.py."""
+    """The keys of Distiller._finish in kdtrain/train/distill.py."""
     return {"mode": mode, "model": "cnn-tiny" if mode == "distill" else "resnet8", "teacher": "runs/t/teacher.pt",
             "model_file": "x/student.pt", "student_top1": top1, "teacher_top1": 0.9 if mode == "distill" else None,
             "agreement": agree, "eval_samples": 10000, "steps": steps, "epochs": 1.0, "samples_seen": steps * 128,
@@ -52,7 +52,7 @@ def summary(top1, agree, mode="distill", steps=300, wall=120.0):
 
 
 def score(rel, conf, div, margin=0.3, spread=0.02, n=500):
-    """The keys of SetScorer.result in kdtrain/scoring.py (plus the `shards` that `score` adds)."""
+    """The keys of SetScorer.result in kdtrain/quality/scoring.py (plus the `shards` that `score` adds)."""
     return {"shards": ["x-000000.tar"], "n": n, "class_counts": [n // 10] * 10, "relative_entropy": rel,
             "never_predicted": [], "num_never_predicted": 0, "mean_max_softmax": conf, "mean_entropy": 1.0,
             "mean_top2_margin": margin, "feature_spread_per_class": [spread] * 10, "feature_spread": spread,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from kdtrain.errors import KDError
-from kdtrain.scoring import SetScorer, format_table, pca_2d, plot_scores, score_batches
+from kdtrain.quality.scoring import SetScorer, format_table, pca_2d, plot_scores, score_batches
 
 torch.set_num_threads(1)
 
@@ -114,7 +114,7 @@ def test_empty_set_is_refused():
 
 
 def test_coverage_counts_real_points_with_a_set_point_nearer_than_real_neighbours():
-    from kdtrain.scoring import coverage, neighbour_radius
+    from kdtrain.quality.scoring import coverage, neighbour_radius
 
     real = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [11.0, 0.0]])  # nearest-real distances: all 1
     assert coverage(real, real + torch.tensor([0.5, 0.0])) == (1.0, 0.5)  # a set point 0.5 from each real one

@@ -4,10 +4,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from kdtrain.cli import cli
+from kdtrain.cli.main import cli
+from kdtrain.data.spec import InputSpec, adapt
 from kdtrain.errors import KDError
-from kdtrain.models import create_model
-from kdtrain.teachers import InputSpec, adapt, load_teacher
+from kdtrain.models.registry import create_model
+from kdtrain.models.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
 
 torch.set_num_threads(1)
@@ -86,8 +87,8 @@ def test_teacher_command_on_labelled_shards(tmp_path):
 def test_image_folder_source_skips_unreadable_files(image_folder):
     import warnings
 
-    from kdtrain.data import labelled_batches
-    from kdtrain.datasets import load_labelled
+    from kdtrain.data.datasets import load_labelled
+    from kdtrain.data.stream import labelled_batches
 
     data = load_labelled(str(image_folder), train=False)  # no test/ or val/ inside: the folder itself
     assert data.class_names == ["cat", "dog"] and len(data) == 8
@@ -98,7 +99,7 @@ def test_image_folder_source_skips_unreadable_files(image_folder):
 
 
 def test_fashion_mnist_idx_files():
-    from kdtrain.datasets import load_labelled
+    from kdtrain.data.datasets import load_labelled
 
     data = load_labelled("fashion-mnist", train=False)
     assert len(data) == 10000 and data.spec.channels == 1 and data.class_names[9] == "Ankle boot"

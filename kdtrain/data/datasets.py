@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from kdgen import contract
+from kdtrain.data.spec import InputSpec
 from kdtrain.errors import KDError
-from kdtrain.teachers import InputSpec
 
 FASHION_MNIST_DIR = os.environ.get("KDTRAIN_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 CACHE_DIR = os.environ.get("KDTRAIN_DATA", os.path.expanduser("~/.cache/kdtrain"))
@@ -59,7 +59,7 @@ class FileImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, i):
-        from kdtrain.shards import decode_image
+        from kdtrain.data.shards import decode_image
 
         try:
             with open(self.files[i], "rb") as f:
@@ -94,7 +94,7 @@ def load_labelled(source: str, train: bool) -> LabelledSet:
         return _cifar(key, train)
     if Path(source).is_dir():
         return _folder(Path(source), train)
-    from kdtrain.shards import expand_patterns
+    from kdtrain.data.shards import expand_patterns
 
     return _shards(source, expand_patterns([source]))
 
@@ -175,7 +175,7 @@ def _folder(root: Path, train: bool) -> LabelledSet:
 
 
 def _shards(source: str, urls: list[str]) -> LabelledSet:
-    from kdtrain.shards import iterate_raw
+    from kdtrain.data.shards import iterate_raw
 
     images, labels = [], []
     for s in iterate_raw(urls, need_label=True):

@@ -22,9 +22,9 @@ from webdataset.tariterators import group_by_keys
 
 from kdgen import contract
 from kdgen.contract import IMAGE_EXTS
+from kdtrain.data.spec import InputSpec, adapt
+from kdtrain.data.tario import NotPlain, tar_members
 from kdtrain.errors import KDError
-from kdtrain.tario import NotPlain, tar_members
-from kdtrain.teachers import InputSpec, adapt
 
 TRAIN_FIELDS = (*IMAGE_EXTS, "cls")  # training reads no .json: skipping it makes tar reading ~10% faster
 MAX_WARNINGS = 20  # shards warned about per process; later problems are only counted

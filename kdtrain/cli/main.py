@@ -1,5 +1,5 @@
 """The `kdtrain` command line: `teacher` and `distill` (thin layers over `distill()`), plus the dataset
-quality commands that kdtrain.cli_quality registers. Flags are generated from DistillConfig's fields."""
+quality commands that kdtrain.cli.quality registers. Flags are generated from DistillConfig's fields."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import click
 
 from kdgen.clitools import OneLineErrorGroup, command_line
 from kdgen.settings import dataclass_options
-from kdtrain import __version__, cli_quality, cli_report
-from kdtrain.config import DistillConfig
+from kdtrain import __version__
+from kdtrain.cli import quality, report
+from kdtrain.train.config import DistillConfig
 
 # `kdtrain teacher`: the knobs that make sense without a teacher, with defaults for a real-data teacher.
 TEACHER_FIELDS = ("data", "student", "eval", "eval_limit", "samples_per_epoch", "workers", "preset", "ra_n", "ra_m",
@@ -38,7 +39,7 @@ def cli():
 @config_options("teacher", only=TEACHER_FIELDS, defaults=TEACHER_DEFAULTS)
 def teacher(**kw):
     """Train a teacher on real labelled data (e.g. --data fashion-mnist); writes OUT/teacher.pt."""
-    from kdtrain.distill import train_teacher
+    from kdtrain.train.distill import train_teacher
 
     if not kw["data"]:
         raise click.UsageError("--data is required (e.g. --data fashion-mnist)")
@@ -51,7 +52,7 @@ def distill(**kw):
     """Distil --teacher into --student from surrogate --shards (or real --data); writes OUT/student.pt.
 
     Runs DDP when launched by torchrun (nccl on GPUs, gloo on CPUs)."""
-    from kdtrain.distill import distill as run
+    from kdtrain.train.distill import distill as run
 
     if not kw["teacher"]:
         raise click.UsageError("--teacher is required")
@@ -65,8 +66,8 @@ def _report(summary: dict) -> None:
     click.echo(json.dumps({k: summary[k] for k in keep if summary.get(k) is not None}))
 
 
-cli_quality.register(cli)
-cli_report.register(cli)
+quality.register(cli)
+report.register(cli)
 
 
 def main() -> None:

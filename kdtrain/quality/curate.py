@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from kdtrain.attack import STAGES, AttackConfig, attack_batch, frozen, quantize, teacher_device, to_uint8
 from kdtrain.errors import KDError
+from kdtrain.synth.attack import STAGES, AttackConfig, attack_batch, frozen, quantize, teacher_device, to_uint8
 
 
 @dataclass

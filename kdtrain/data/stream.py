@@ -21,22 +21,15 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from kdtrain.errors import KDError
-from kdtrain.shards import (  # noqa: F401  (iterate_shards & co. are part of this module's API)
-    IMAGE_EXTS,
+from kdtrain.data.shards import (
     TRAIN_FIELDS,
     Problems,
     adapt_uint8,
-    check_shards,
-    count_samples,
-    decode_image,
     decode_sample,
-    expand_patterns,
-    iterate_raw,
-    iterate_shards,
     read_shard,
 )
-from kdtrain.teachers import InputSpec
+from kdtrain.data.spec import InputSpec
+from kdtrain.errors import KDError
 
 
 def seed_int(*parts: int) -> int:
@@ -181,7 +174,7 @@ def make_train_loader(source, spec: InputSpec, preset, batch_size: int, steps_pe
 
 def labelled_batches(dataset, spec: InputSpec, batch_size: int, limit: int | None = None):
     """(uint8 images N,C,H,W at the spec, labels) over a labelled dataset in order (for evaluation)."""
-    from kdtrain.datasets import TensorImages
+    from kdtrain.data.datasets import TensorImages
 
     n = len(dataset) if limit is None else min(limit, len(dataset))
     for start in range(0, n, batch_size):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from kdtrain import precision
-from kdtrain.data import labelled_batches
-from kdtrain.datasets import LabelledSet
-from kdtrain.teachers import InputSpec, Teacher
+from kdtrain.data.datasets import LabelledSet
+from kdtrain.data.spec import InputSpec
+from kdtrain.data.stream import labelled_batches
+from kdtrain.models import precision
+from kdtrain.models.teachers import Teacher
 
 
 class Evaluator:

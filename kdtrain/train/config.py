@@ -60,7 +60,7 @@ class DistillConfig:
                                                "--temperature (default: constant)")
     ce_weight: float = knob(0.0, "add ce_weight x cross-entropy on the data's labels where present")
     label_smoothing: float = knob(0.0, "label smoothing of the cross-entropy term")
-    # --- boundary attack (kdtrain.attack), online during distillation
+    # --- boundary attack (kdtrain.synth.attack), online during distillation
     adv: str | None = knob(None, "online boundary attack on part of the batches: 'on' (defaults) or key=value,... "
                                  "e.g. fraction=0.5,every=4,eps=64/255,step=8/255,max-steps=10,target=uniform")
     refine: str | None = knob(None, "online teacher-guided refinement (BatchNorm statistics) of part of each batch, "

@@ -1,7 +1,7 @@
 """Click commands for dataset quality: attack, score, curate (registered on the kdtrain group).
 
 Each command is a thin shell: check inputs, load the teacher, stream shards, call one library
-function (kdtrain.attack / kdtrain.scoring / kdtrain.curate), write its outputs, print a summary.
+function (kdtrain.synth.attack / kdtrain.quality.scoring / kdtrain.quality.curate), write its outputs, print a summary.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from kdtrain import cli_teacher
+from kdtrain.cli import teacher_flags
 from kdtrain.errors import KDError
 
 
@@ -27,7 +27,7 @@ def _options(opts):
 
 
 teacher_options = _options([
-    cli_teacher.teacher_options,
+    teacher_flags.teacher_options,
     click.option("--shards", "patterns", required=True, multiple=True,
                  help="Shard files, glob or brace pattern, quoted, e.g. 'data/leaves-0*.tar' (note that "
                       "'data/leaves-*.tar' also matches data/leaves-adv-*); repeatable."),
@@ -43,7 +43,7 @@ teacher_options = _options([
 def attack_options(fn):
     """One option per AttackConfig field (its help from the field), as distill's --adv takes them as keys."""
     from kdgen.settings import dataclass_options
-    from kdtrain.attack import AttackConfig
+    from kdtrain.synth.attack import AttackConfig
 
     return dataclass_options(AttackConfig)(fn)
 
@@ -72,7 +72,7 @@ def _check(o: dict) -> None:
 def _attack_config(o: dict):
     from dataclasses import fields
 
-    from kdtrain.attack import AttackConfig
+    from kdtrain.synth.attack import AttackConfig
 
     return AttackConfig(**{f.name: o[f.name] for f in fields(AttackConfig)}).validate()
 
@@ -88,23 +88,23 @@ def _device(name: str) -> str:
 
 
 def _shard_files(patterns) -> list[str]:
-    from kdtrain.data import expand_patterns
+    from kdtrain.data.shards import expand_patterns
 
     return expand_patterns(list(patterns))
 
 
 def _load(o: dict):
-    return cli_teacher.load(o, _device(o["device"]))
+    return teacher_flags.load(o, _device(o["device"]))
 
 
 def _stream(files, teacher, batch_size, limit, problems=None):
-    from kdtrain.data import iterate_shards
+    from kdtrain.data.shards import iterate_shards
 
     return iterate_shards(files, teacher.spec, batch_size, limit=limit, problems=problems)
 
 
 def _problems():
-    from kdtrain.shards import Problems
+    from kdtrain.data.shards import Problems
 
     return Problems()
 
@@ -151,7 +151,7 @@ def attack_cmd(**o):
 
 
 def _attack_cmd(o):
-    from kdtrain.attack import run_offline
+    from kdtrain.synth.attack import run_offline
 
     cfg = _attack_config(o)
     files = _shard_files(o["patterns"])
@@ -182,7 +182,7 @@ def _refine_cmd(o):
 
     from tqdm import tqdm
 
-    from kdtrain.refine import RefineConfig, batchnorm_layers, run_offline
+    from kdtrain.synth.refine import RefineConfig, batchnorm_layers, run_offline
 
     cfg = RefineConfig(**{f.name: o[f.name] for f in fields(RefineConfig)}).validate()
     files = _shard_files(o["patterns"])
@@ -207,7 +207,7 @@ def _refine_cmd(o):
 def _refine_options():
     """One click option per RefineConfig field (its help from the field), plus --match-stats."""
     from kdgen.settings import dataclass_options
-    from kdtrain.refine import RefineConfig
+    from kdtrain.synth.refine import RefineConfig
 
     opts = [dataclass_options(RefineConfig)]
     opts.append(click.option("--match-stats/--no-match-stats", default=True, show_default=True,
@@ -235,8 +235,8 @@ def score_cmd(**o):
 
 
 def _score_cmd(o):
-    from kdtrain.config import check_out_folder
-    from kdtrain.scoring import coverage, format_table, neighbour_radius, plot_scores, score_batches
+    from kdtrain.quality.scoring import coverage, format_table, neighbour_radius, plot_scores, score_batches
+    from kdtrain.train.config import check_out_folder
 
     check_out_folder(o["out"])  # before the work, not after it
 
@@ -285,8 +285,8 @@ def _score_cmd(o):
 
 def _eval_batches(name: str, teacher, batch_size: int, limit: int | None):
     """Real labelled test images (fashion-mnist, cifar10, an image folder, labelled shards) at the teacher's spec."""
-    from kdtrain.data import labelled_batches
-    from kdtrain.datasets import load_labelled
+    from kdtrain.data.datasets import load_labelled
+    from kdtrain.data.stream import labelled_batches
 
     real = load_labelled(name, train=False)
     if real.num_classes != teacher.num_classes:
@@ -302,7 +302,7 @@ def curate_cmd(**o):
 
 
 def _curate_cmd(o):
-    from kdtrain.curate import curate
+    from kdtrain.quality.curate import curate
 
     cfg = _attack_config(o) if o["fill_with_attack"] else None
     files = _shard_files(o["patterns"])

@@ -12,8 +12,8 @@ import math
 import numpy as np
 import torch
 
-from kdtrain.attack import teacher_device
 from kdtrain.errors import KDError
+from kdtrain.synth.attack import teacher_device
 
 # The metrics of one set, in table order: key, column header, format.
 COLUMNS = [

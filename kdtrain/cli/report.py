@@ -10,9 +10,9 @@ import click
 
 def report_cmd(runs: Path, data: Path, out: Path, config: Path | None, title: str | None, notes: Path | None) -> None:
     """Write the results report (table, figures, targets, commands) of a pipeline run."""
-    from kdtrain.config import check_out_folder
     from kdtrain.errors import KDError
-    from kdtrain.report import load_config, write_report
+    from kdtrain.report.results import load_config, write_report
+    from kdtrain.train.config import check_out_folder
 
     if notes is not None and not notes.exists():
         raise KDError(f"--notes {notes}: no such file")

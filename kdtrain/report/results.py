@@ -437,7 +437,7 @@ def spearman_section(runs: list[SetRun]) -> str:
 def _settings(config: dict) -> str:
     """What a run's config.yaml says where it recorded no command (runs made before commands were stored)."""
     from kdgen.settings import defaults
-    from kdtrain.config import DistillConfig
+    from kdtrain.train.config import DistillConfig
 
     base = defaults(DistillConfig)
     diff = [f"{k}={v}" for k, v in config.items() if k in base and v != base[k] and k != "out"]
@@ -538,7 +538,7 @@ def _copy(src: Path, files: Path, name: str) -> str:
 
 def _budget_curves(runs: Path) -> dict:
     """budget.collect over RUNS and its longer-budget siblings RUNS-xN (`make pipeline BUDGET=N`); {} if none."""
-    from kdtrain import budget
+    from kdtrain.report import budget
 
     roots = sorted(runs.parent.glob(f"{runs.name}-x*"), key=lambda p: int(p.name.rsplit("-x", 1)[1])
                    if p.name.rsplit("-x", 1)[1].isdigit() else 0)
@@ -548,7 +548,7 @@ def _budget_curves(runs: Path) -> dict:
 def budget_section(runs: Path, files: Path, conf: ReportConfig, curves: dict | None = None) -> str:
     """The budget curve over RUNS and its longer-budget siblings, if any (`curves`: _budget_curves(RUNS),
     where the caller has read them already)."""
-    from kdtrain import budget
+    from kdtrain.report import budget
 
     curves = _budget_curves(runs) if curves is None else curves
     curves = {k: v for k, v in curves.items() if len(v) > 1 or k == conf.reference}

@@ -21,16 +21,19 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from kdtrain import checkpoint, precision
-from kdtrain.config import DistillConfig
-from kdtrain.data import ShardSource, TensorSource, check_shards, count_samples, expand_patterns, make_train_loader
-from kdtrain.datasets import LabelledSet, load_labelled
+from kdtrain.data.augment import MatchStats, build_preset, match_stats, mixup
+from kdtrain.data.datasets import LabelledSet, load_labelled
+from kdtrain.data.shards import check_shards, count_samples, expand_patterns
+from kdtrain.data.spec import InputSpec
+from kdtrain.data.stream import ShardSource, TensorSource, make_train_loader
 from kdtrain.errors import KDError
-from kdtrain.evaluate import Evaluator
-from kdtrain.logs import RunLog, write_json, write_yaml
-from kdtrain.models import create_model
-from kdtrain.presets import MatchStats, build_preset, match_stats, mixup
-from kdtrain.teachers import InputSpec, Teacher, load_teacher, model_checkpoint, save_model
+from kdtrain.models import precision
+from kdtrain.models.registry import create_model
+from kdtrain.models.teachers import Teacher, load_teacher, model_checkpoint, save_model
+from kdtrain.train import checkpoint
+from kdtrain.train.config import DistillConfig
+from kdtrain.train.evaluate import Evaluator
+from kdtrain.train.logs import RunLog, write_json, write_yaml
 
 __all__ = ["DistillConfig", "distill", "kd_loss", "match_stats", "mixed_ce"]
 
@@ -62,8 +65,8 @@ def identity_hook(batch: dict, step: int) -> dict:
 def default_batch_hook(config: DistillConfig, teacher: Teacher | None) -> BatchHook:
     """The online refinement (`--refine`) and then the boundary attack (`--adv`), each where switched on:
     with both, the attack starts from batches whose rows were already refined."""
-    from kdtrain.attack import make_batch_hook
-    from kdtrain.refine import make_refine_hook
+    from kdtrain.synth.attack import make_batch_hook
+    from kdtrain.synth.refine import make_refine_hook
 
     hooks = [h for h in (make_refine_hook(config, teacher), make_batch_hook(config, teacher)) if h is not None]
     if not hooks:

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdgen.settings import parse_key_values
-from kdtrain.attack import check_schedule, choose_targets, frozen, replace_rows
-from kdtrain.config import knob
 from kdtrain.errors import KDError
+from kdtrain.synth.attack import check_schedule, choose_targets, frozen, replace_rows
+from kdtrain.train.config import knob
 
 TARGETS = ("uniform", "least-predicted", "proportional")
 
@@ -213,8 +213,8 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
     Metadata (under "params"): source key and shard, target, steps, the teacher's prediction and
     confidence on the stored 8-bit image, and the batch's statistics loss before and after.
     """
-    from kdtrain.attack import quantize, to_uint8
-    from kdtrain.presets import match_stats as rescale
+    from kdtrain.data.augment import match_stats as rescale
+    from kdtrain.synth.attack import quantize, to_uint8
 
     cfg.validate()
     gen = torch.Generator().manual_seed(seed)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from kdtrain.config import DistillConfig
 from kdtrain.errors import KDError
+from kdtrain.train.config import DistillConfig
 
 TEACHER_FIELDS = ("teacher", "teacher_arch", "teacher_spec")
 
@@ -29,8 +29,8 @@ def load(o: dict, device: str):
     `--amp` (default auto), channels_last where it is an eager module (faster with oneDNN and cuDNN)."""
     import torch
 
-    from kdtrain import precision
-    from kdtrain.teachers import load_teacher
+    from kdtrain.models import precision
+    from kdtrain.models.teachers import load_teacher
 
     path = Path(o["teacher"])
     if not path.exists():

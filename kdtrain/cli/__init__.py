@@ -1,0 +1,1 @@
+"""The `kdtrain` command line: thin click shells over the library's plain functions."""

@@ -1,0 +1,1 @@
+"""Models: the architecture registry, loading teachers in any accepted format, numeric precision."""

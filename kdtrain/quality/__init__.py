@@ -1,0 +1,1 @@
+"""Dataset quality under a teacher: scores (balance, confidence, diversity, coverage) and curation."""

@@ -1,0 +1,1 @@
+"""Reports: the results document and the budget curve from runs' summaries."""

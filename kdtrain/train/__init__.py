@@ -1,0 +1,1 @@
+"""Training: the distillation config, the trainer, evaluation, logs and checkpoints."""

@@ -301,3 +301,27 @@ def test_an_online_attacked_student_is_not_paired_with_the_offline_set_of_its_na
     assert "Left out: `leaves_adv`, distilled with the online attack" in section and "| 5 |" in section
     assert "`leaves_adv` use it online (`--adv`" in md and "`noise_adv` trained on offline-attacked sets" in md
     assert "*_online" not in md
+
+
+GOLDEN = Path(__file__).parent / "fixtures" / "report_pipeline.md"
+
+
+def test_the_pipeline_report_is_byte_identical_to_its_golden_file(run):
+    """Every line of prose the pipeline's report holds, pinned: the fixture runs with an online-attacked
+    student and two longer budgets (one set attacked by name only), rendered with pipeline.yaml. A change
+    here is a change to docs/RESULTS.md; regenerate the file on purpose, never to make this pass."""
+    runs, data, out = run
+    folder = runs / "students" / "leaves_adv"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summary(0.6, 0.7)))
+    write_config(folder, teacher="runs/t/teacher.pt", shards=["data/demo/leaves-{000000..000000}.tar"],
+                 adv="fraction=0.5,every=1", steps=300, out=str(folder))
+    for mult, tops in ((4, {"original": 0.9, "shaders": 0.84, "leaves": 0.85, "noise_online": 0.7, "noise": 0.8}),
+                       (16, {"original": 0.92, "shaders": 0.9, "noise_online": 0.86})):
+        for name, top1 in tops.items():
+            d = runs.parent / f"demo-x{mult}" / "students" / name
+            d.mkdir(parents=True)
+            (d / "summary.json").write_text(json.dumps(summary(top1, 0.9, steps=300 * mult)))
+    md = write_report(runs, data, out, config=PIPELINE).read_text()
+    md = md.replace(str(PIPELINE_YAML), "pipeline.yaml").replace(str(runs.parents[1]), "TMP")
+    assert md == GOLDEN.read_text()  # made by the code before the report package was split, and checked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import click
@@ -400,3 +401,20 @@ def test_the_pipeline_report_is_byte_identical_to_its_golden_file(run):
     md = write_report(runs, data, out, config=PIPELINE).read_text()
     md = md.replace(str(PIPELINE_YAML), "pipeline.yaml").replace(str(runs.parents[1]), "TMP")
     assert md == GOLDEN.read_text()  # made by the code before the report package was split, and checked
+
+
+def test_a_run_config_may_share_values_but_not_expand_without_bound(run, cli):
+    """yaml.safe_dump writes an alias where a run's config shares an object: read. An alias bomb: refused."""
+    runs, data, out = run
+    leaves = runs / "students" / "leaves"
+    shared = ["data/demo/leaves-{000000..000000}.tar"]
+    (leaves / "config.yaml").write_text(yaml.safe_dump({"command": "kdtrain distill", "shards": shared,
+                                                        "shards_copy": shared}))
+    assert "*id001" in (leaves / "config.yaml").read_text()
+    assert "| `leaves` | 80.0% |" in write_report(runs, data, out, "t", config=PIPELINE).read_text()
+    shutil.rmtree(out.parent)
+    (leaves / "config.yaml").write_text(_alias_bomb())
+    res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(data), "--out", str(out),
+                                   "--config", str(PIPELINE_YAML)])
+    assert_one_line_error(res, "leaves/config.yaml expands to more than 100,000 values")
+    assert not out.parent.exists()

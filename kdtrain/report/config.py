@@ -17,6 +17,7 @@ from kdtrain.report.format import bad_placeholder
 
 MAX_DEPTH = 64  # mapping/list nesting a config or a run's config.yaml may have
 MAX_BYTES = 1 << 20
+MAX_NODES = 100_000  # values a YAML file may hold once its aliases are expanded
 # the {names} a `paper` line may use, filled in from the runs (see sections.differences_section)
 PAPER_FACTS = ("dataset", "about", "teacher", "students", "budget", "batch", "devices", "temperature", "attack_use")
 
@@ -26,25 +27,42 @@ class _Refused(Exception):
 
 
 class _Loader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses aliases and nesting deeper than MAX_DEPTH while composing, before any
-    of it is built (PyYAML composes recursively and shares aliased nodes)."""
+    """yaml.SafeLoader that checks the node graph while composing, before any of it is built (PyYAML
+    composes recursively and shares aliased nodes): nesting at most MAX_DEPTH, at most MAX_NODES values
+    once aliases are expanded, and no aliases at all unless `aliases`."""
 
-    depth = 0
+    aliases = False
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth, self.sizes = 0, {}
 
     def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
+        if self.check_event(yaml.AliasEvent) and not self.aliases:
             raise _Refused("uses a YAML alias (*name); write the value out instead")
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise _Refused(f"is nested more than {MAX_DEPTH} levels deep")
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
+        if id(node) not in self.sizes:  # an alias returns a node already counted
+            children = node.value if isinstance(node, yaml.SequenceNode) else [
+                n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+            self.sizes[id(node)] = 1 + sum(self.sizes.get(id(c), 1) for c in children)
+            if self.sizes[id(node)] > MAX_NODES:
+                raise _Refused(f"expands to more than {MAX_NODES:,} values")
+        return node
 
 
-def read_yaml(path: Path, what: str, fix: str) -> dict:
-    """The mapping in a YAML file ({} where the file is absent or empty); KDError '<what> PATH ...; <fix>'."""
+class _AliasLoader(_Loader):
+    aliases = True  # yaml.safe_dump writes them where a run's config shares an object
+
+
+def read_yaml(path: Path, what: str, fix: str, aliases: bool = False) -> dict:
+    """The mapping in a YAML file ({} where the file is absent or empty); KDError '<what> PATH ...; <fix>'.
+    `aliases`: allow *name references (their expanded size is capped all the same)."""
     path = Path(path)
     if not path.exists():
         return {}
@@ -58,7 +76,7 @@ def read_yaml(path: Path, what: str, fix: str) -> dict:
     except UnicodeDecodeError as e:
         raise KDError(f"{what}{path} is not UTF-8 text (byte {e.start}); {fix}") from None
     try:
-        d = yaml.load(text, Loader=_Loader)
+        d = yaml.load(text, Loader=_AliasLoader if aliases else _Loader)
     except _Refused as e:
         raise KDError(f"{what}{path} {e}") from None
     except (yaml.YAMLError, RecursionError):

@@ -48,7 +48,8 @@ def plot_accuracy(runs: list[SetRun], teacher_top1: float | None, path: Path, re
     ax.set_xticks(list(xs), [r.name for r in runs], rotation=30, ha="right")
     ax.set_ylabel("student top-1 (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label without a reference, attack or teacher
+        ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -56,7 +56,8 @@ def read_summary(path: Path) -> dict | None:
 
 
 def read_run_yaml(path: Path) -> dict:
-    return read_yaml(path, "", RERUN)
+    """A run's config.yaml, as yaml.safe_dump wrote it (aliases included)."""
+    return read_yaml(path, "", RERUN, aliases=True)
 
 
 def _scores(path: Path | None) -> dict:

@@ -45,8 +45,10 @@ def table(curves: dict[str, dict[int, dict]], reference: str | None = None) -> s
     return "\n".join(rows)
 
 
-def plot(curves: dict[str, dict[int, dict]], out: Path, reference: str | None = None) -> Path | None:
-    """Top-1 against samples seen (log x), one line per set; the reference dashed."""
+def plot(curves: dict[str, dict[int, dict]], out: Path, reference: str | None = None,
+         batch: str | None = None) -> Path | None:
+    """Top-1 against samples seen (log x), one line per set; the reference dashed. `batch`: the runs' batch
+    size, for the axis label."""
     if not curves:
         return None
     import matplotlib
@@ -60,7 +62,7 @@ def plot(curves: dict[str, dict[int, dict]], out: Path, reference: str | None = 
         ax.plot([n for n, _ in pts], [100 * s["student_top1"] for _, s in pts], "--" if name == reference else "-",
                 marker="o", label=name, linewidth=2 if name == reference else 1.2)
     ax.set_xscale("log")
-    ax.set_xlabel("training samples seen (batch 128)")
+    ax.set_xlabel("training samples seen" + (f" (batch {batch})" if batch else ""))
     ax.set_ylabel("student top-1 on the real test set (%)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

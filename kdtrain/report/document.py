@@ -54,7 +54,8 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None,
              f"![student top-1 per set]({files.name}/accuracy.png)", "", targets]
     shown = {k: v for k, v in curves.items() if len(v) > 1 or k == conf.reference}
     if len(shown) >= 2:
-        figures.append((lambda p: budget.plot(shown, p, conf.reference), "budget.png"))
+        batch = sections.batch_sizes(students)
+        figures.append((lambda p: budget.plot(shown, p, conf.reference, batch), "budget.png"))
         parts.append(sections.budget_section(shown, conf, runs.name, f"{files.name}/budget.png"))
     else:
         parts.append("")

@@ -227,7 +227,6 @@ def differences_section(runs: list[SetRun], teacher: dict | None, teacher_cfg: d
     if not conf.paper:
         return ""
     steps = sorted({r.summary.get("steps") for r in runs} - {None})
-    batch = _sorted({r.config.get("batch_size") for r in runs} - {None})
     devices = sorted({r.summary.get("device") for r in runs} - {None})
     temps = _sorted({r.config.get("temperature") for r in runs} - {None})
     dataset = teacher_cfg.get("data") or next((r.config.get("data") for r in runs if r.config.get("data")), None)
@@ -235,9 +234,14 @@ def differences_section(runs: list[SetRun], teacher: dict | None, teacher_cfg: d
     budget = DASH if not steps else f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,} to {steps[-1]:,}"
     facts = {"dataset": dataset or DASH, "about": f" ({about})" if about else "",
              "teacher": (teacher or {}).get("model", DASH), "students": _students(runs), "budget": budget,
-             "batch": "/".join(map(str, batch)) or DASH, "devices": ", ".join(devices) or DASH,
+             "batch": batch_sizes(runs) or DASH, "devices": ", ".join(devices) or DASH,
              "temperature": "/".join(map(str, temps)) or DASH, "attack_use": _attack_use(runs)}
     return "\n".join(["## What differs from the paper", "", *[f"- {fill(line, facts)}" for line in conf.paper], ""])
+
+
+def batch_sizes(runs: list[SetRun]) -> str:
+    """The students' batch sizes as their config.yaml files give them ("128", "64/128"; "" if none)."""
+    return "/".join(map(str, _sorted({r.config.get("batch_size") for r in runs} - {None})))
 
 
 def _sorted(values: set) -> list:

@@ -117,7 +117,7 @@ def norm(name: str) -> str:
 
 def manifests(data: Path) -> dict[str, dict]:
     """Every final manifest in DATA by normalised dataset name (per-rank manifests are left out)."""
-    return {norm(name): meta for name, meta in contract.manifests_in(data, read_json).items()}
+    return {norm(str(name)): meta for name, meta in contract.manifests_in(data, read_json).items()}
 
 
 def _data_names(name: str, config: dict, aliases: dict) -> list[str]:

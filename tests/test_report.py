@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import click
@@ -15,7 +16,10 @@ from PIL import Image
 
 from kdgen.clitools import OneLineErrorGroup
 from kdtrain.cli import report as cli_report
-from kdtrain.report.results import _ranks, collect, load_config, spearman, write_report
+from kdtrain.report.config import load_config
+from kdtrain.report.document import write_report
+from kdtrain.report.runs import collect
+from kdtrain.report.stats import ranks, spearman
 from kdtrain.train.config import DistillConfig
 from tests.conftest import assert_one_line_error
 
@@ -202,7 +206,7 @@ def test_collect_links_sets_to_data_scores_and_sheets(run):
 
 
 def test_spearman_by_hand():
-    assert _ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
+    assert ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     # ties: ranks x = 1, 2.5, 2.5, 4 against y = 1..4 -> rho = 4.5 / sqrt(4.5 * 5)
@@ -229,11 +233,14 @@ def test_without_a_config_the_report_is_generic_and_new_sets_appear(run):
     (folder / "summary.json").write_text(json.dumps(summary(0.81, 0.86)))
     assert list(rows(write_report(runs, data, out, config=PIPELINE).read_text())) == [
         "original", "shaders", "leaves", "noise_adv", "curated", "mixture"]
-    md = write_report(runs, data, out).read_text()
+    # the default layout: a plain folder of student runs; no reference, so no share-of column
+    md = write_report(runs / "students", data, out).read_text()
     assert md.startswith("# Results: distillation with surrogate data\n")
     assert list(rows(md)) == ["curated", "leaves", "mixture", "noise_adv", "original", "shaders"]
-    assert "## Targets" not in md and "## What differs from the paper" not in md
-    assert rows(md)["shaders"][1] == f"{100 * 0.86 / 0.88:.1f}%"  # still relative to the `original` student
+    assert "| set | student top-1 | agreement |" in md and rows(md)["shaders"][:2] == ["86.0%", "90.0%"]
+    for pipeline_only in ("## Targets", "## What differs from the paper", "original-data", "make ", "## Budget",
+                          "## Contact sheets", "What was tried"):
+        assert pipeline_only not in md
     assert "--config pipeline.yaml" in (Path(__file__).resolve().parents[1] / "Makefile").read_text()
 
 
@@ -270,27 +277,100 @@ def test_cli_writes_and_prints_path(run, cli):
     assert f"--out {out} --config {PIPELINE_YAML}" in out.read_text()  # the report's own command
 
 
+def _summary_json(text: bytes):
+    """A `make` for test_bad_runs: students/x/summary.json holding `text`."""
+    def make(p):
+        (p / "students" / "x").mkdir(parents=True)
+        (p / "students" / "x" / "summary.json").write_bytes(text)
+    return make
+
+
 @pytest.mark.parametrize("make, message", [
-    (lambda p: None, "no such folder"),
+    (lambda p: None, "no such folder; run the pipeline first"),
     (lambda p: (p / "students").mkdir(parents=True), "no students in"),
-    (lambda p: ((p / "students" / "x").mkdir(parents=True), (p / "students" / "x" / "summary.json").write_text("{")),
-     "not valid JSON"),
+    (_summary_json(b"{"), "not valid JSON"),
+    (_summary_json(bytes(range(256)) * 4), "summary.json is not valid JSON"),  # random bytes, not UTF-8
+    (_summary_json(b"[" * 100_000 + b"]" * 100_000), "not valid JSON"),  # nested past Python's recursion limit
+    (_summary_json(b"[0.9, 0.8]"), "expected a JSON object, found list"),
+    (_summary_json(b'{"student_top1": "high", "steps": 4}'), 'student_top1 is "high", not a number'),
+    (_summary_json(b'{"student_top1": 0.5, "steps": [4]}'), "steps is [4], not a number"),
+    (_summary_json(b'{"student_top1": 0.5, "model": {"a": 1}}'), "model is {\"a\": 1}, not a name"),
+    (lambda p: (p / "students" / "x" / "summary.json").mkdir(parents=True), "summary.json is not a file"),
 ])
-def test_cli_one_line_errors(tmp_path, cli, make, message):
-    runs = tmp_path / "runs"
+def test_bad_runs_are_one_line_errors_and_write_nothing(tmp_path, cli, make, message):
+    """A run folder of the wrong shape is refused (the file named), never half-reported."""
+    runs, out = tmp_path / "runs", tmp_path / "docs" / "R.md"
     make(runs)
-    res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(tmp_path), "--out",
-                                   str(tmp_path / "R.md")])
+    res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(tmp_path), "--out", str(out),
+                                   "--config", str(PIPELINE_YAML)])
     assert_one_line_error(res, message)
+    assert not (tmp_path / "docs").exists()
 
 
-def test_an_online_attacked_student_is_not_paired_with_the_offline_set_of_its_name(run):
+def test_a_non_finite_number_counts_as_missing(run):
     runs, data, out = run
+    (runs / "students" / "leaves" / "summary.json").write_text(json.dumps(
+        {**summary(float("nan"), float("inf")), "wall_s": float("-inf")}))  # json writes NaN, Infinity
+    md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
+    assert rows(md)["leaves"][:3] == ["—", "—", "—"] and rows(md)["leaves"][-1] == "—"
+    assert "nan" not in md.lower() and "inf%" not in md
+    assert "- **dead leaves** (>= 85%; paper 96%): no run" in md
+
+
+def _alias_bomb() -> str:
+    """The 'billion laughs': nine levels of nine aliases each, 9**9 strings once expanded."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return "\n".join(lines) + "\npaper: *a8\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    (_alias_bomb(), "uses a YAML alias"),
+    ("order: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested more than 64 levels deep"),
+    ("a:\n" + "".join(" " * i + "b:\n" for i in range(1, 300)), "nested more than 64 levels deep"),
+    (b"title: caf\xe9\n", "is not UTF-8 text (byte 10)"),
+    ("title: [unclosed\n", "is not valid YAML"),
+    ("paper: ['{__class__}']\n", "a paper line names '__class__'"),
+    ("paper: ['{dataset.__class__.__mro__}']\n", "a paper line names 'dataset.__class__.__mro__'"),
+    ("paper: ['{0}']\n", "a paper line names '0'"),
+    ("paper: ['{dataset!r}']\n", "a paper line formats {dataset}"),
+    ("paper: ['{dataset:>999999999}']\n", "a paper line formats {dataset}"),
+    ("paper: ['a { b']\n", "a paper line has a lone { or }"),
+    ("layout: {budgets_about: '{runs.__init__}'}\n", "layout.budgets_about names 'runs.__init__'"),
+    ("targets: 5\n", "targets must be a list of mappings"),
+    ("targets: [{what: x, prefix: y, fraction: high}]\n", "fraction must be a number"),
+    ("reference: x\ntargets: [{what: x, prefix: y, fraction: 0.9}]\n", None),  # fine: the control
+    ("targets: [{what: x, prefix: y, fraction: 0.9}]\n", "targets need a reference set"),
+    ("layout: {students: [a]}\n", "layout.students must be text"),
+    ("layout: {colour: red}\n", "unknown layout keys colour"),
+    ("order: [[a]]\n", "order must be a list of names"),
+])
+def test_hostile_report_configs_are_one_line_errors_and_write_nothing(run, cli, text, message):
+    """A config is user input: it is read and checked whole before any figure or page is written."""
+    runs, data, out = run
+    config = runs / "bad.yaml"
+    config.write_bytes(text if isinstance(text, bytes) else text.encode())
+    res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(data), "--out", str(out),
+                                   "--config", str(config)])
+    if message is None:
+        assert res.exit_code == 0, res.output
+        return
+    assert_one_line_error(res, message)
+    assert not out.parent.exists()  # no RESULTS.md, no RESULTS_files/accuracy.png
+
+
+def add_online_student(runs):
+    """leaves_adv: a student trained with the online attack (distill --adv) on the leaves shards."""
     folder = runs / "students" / "leaves_adv"
     folder.mkdir()
     (folder / "summary.json").write_text(json.dumps(summary(0.6, 0.7)))
     write_config(folder, teacher="runs/t/teacher.pt", shards=["data/demo/leaves-{000000..000000}.tar"],
                  adv="fraction=0.5,every=1", steps=300, out=str(folder))
+
+
+def test_an_online_attacked_student_is_not_paired_with_the_offline_set_of_its_name(run):
+    runs, data, out = run
+    add_online_student(runs)
     score_file = json.loads((runs / "scores" / "score.json").read_text())
     score_file["sets"]["leaves_adv"] = score(0.1, 0.1, 0.1)  # the offline-attacked set: other data
     (runs / "scores" / "score.json").write_text(json.dumps(score_file))
@@ -301,3 +381,40 @@ def test_an_online_attacked_student_is_not_paired_with_the_offline_set_of_its_na
     assert "Left out: `leaves_adv`, distilled with the online attack" in section and "| 5 |" in section
     assert "`leaves_adv` use it online (`--adv`" in md and "`noise_adv` trained on offline-attacked sets" in md
     assert "*_online" not in md
+
+
+GOLDEN = Path(__file__).parent / "fixtures" / "report_pipeline.md"
+
+
+def test_the_pipeline_report_is_byte_identical_to_its_golden_file(run):
+    """Every line of prose the pipeline's report holds, pinned: the fixture runs with an online-attacked
+    student and two longer budgets (one set attacked by name only), rendered with pipeline.yaml. A change
+    here is a change to docs/RESULTS.md; regenerate the file on purpose, never to make this pass."""
+    runs, data, out = run
+    add_online_student(runs)
+    for mult, tops in ((4, {"original": 0.9, "shaders": 0.84, "leaves": 0.85, "noise_online": 0.7, "noise": 0.8}),
+                       (16, {"original": 0.92, "shaders": 0.9, "noise_online": 0.86})):
+        for name, top1 in tops.items():
+            d = runs.parent / f"demo-x{mult}" / "students" / name
+            d.mkdir(parents=True)
+            (d / "summary.json").write_text(json.dumps(summary(top1, 0.9, steps=300 * mult)))
+    md = write_report(runs, data, out, config=PIPELINE).read_text()
+    md = md.replace(str(PIPELINE_YAML), "pipeline.yaml").replace(str(runs.parents[1]), "TMP")
+    assert md == GOLDEN.read_text()  # made by the code before the report package was split, and checked
+
+
+def test_a_run_config_may_share_values_but_not_expand_without_bound(run, cli):
+    """yaml.safe_dump writes an alias where a run's config shares an object: read. An alias bomb: refused."""
+    runs, data, out = run
+    leaves = runs / "students" / "leaves"
+    shared = ["data/demo/leaves-{000000..000000}.tar"]
+    (leaves / "config.yaml").write_text(yaml.safe_dump({"command": "kdtrain distill", "shards": shared,
+                                                        "shards_copy": shared}))
+    assert "*id001" in (leaves / "config.yaml").read_text()
+    assert "| `leaves` | 80.0% |" in write_report(runs, data, out, "t", config=PIPELINE).read_text()
+    shutil.rmtree(out.parent)
+    (leaves / "config.yaml").write_text(_alias_bomb())
+    res = CliRunner().invoke(cli, ["report", "--runs", str(runs), "--data", str(data), "--out", str(out),
+                                   "--config", str(PIPELINE_YAML)])
+    assert_one_line_error(res, "leaves/config.yaml expands to more than 100,000 values")
+    assert not out.parent.exists()

@@ -12,8 +12,7 @@ import os
 import re
 import tarfile
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -137,10 +136,10 @@ def max_image_side(input_side: int = 0) -> int:
     return int(text)
 
 
-@contextmanager
-def open_image(source, max_side: int | None = None) -> Iterator:
-    """A Pillow image opened (header only) and checked against the decoding limit before any pixel is
-    decoded; Pillow's own decompression-bomb warning gives way to this check (its hard error stays one)."""
+def open_image(source, max_side: int | None = None):
+    """A Pillow image opened (its header read, no pixel decoded) and checked against the decoding limit;
+    use it as `with open_image(...) as im:`. Pillow's decompression-bomb warning gives way to this check
+    (its hard error, far past it, is reported as ImageTooLarge too)."""
     from PIL import Image
 
     limit = max_image_side() if max_side is None else max_side
@@ -150,14 +149,12 @@ def open_image(source, max_side: int | None = None) -> Iterator:
             im = Image.open(source)
         except Image.DecompressionBombError as e:
             raise ImageTooLarge(f"{e}; not decoded") from None
-    with im:
-        w, h = im.size
-        if max(w, h) > limit:
-            raise ImageTooLarge(f"image is {w}x{h}, past the limit of {limit} pixels a side; not decoded "
-                                f"(set {MAX_SIDE_ENV} to raise it)")
-        with warnings.catch_warnings():  # a limit raised past Pillow's warning level is the user's choice
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield im
+    w, h = im.size
+    if max(w, h) > limit:
+        im.close()
+        raise ImageTooLarge(f"image is {w}x{h}, past the limit of {limit} pixels a side; not decoded "
+                            f"(set {MAX_SIDE_ENV} to raise it)")
+    return im
 
 
 def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:

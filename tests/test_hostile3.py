@@ -132,7 +132,7 @@ def test_item1_score_and_distill_skip_and_count_a_bomb(teacher, tmp_path):
     assert summary["skipped_samples"] >= 1
 
 
-def test_item1_import_images_skips_and_counts_bombs_quietly(tmp_path):
+def test_item1_import_images_skips_and_counts_bombs_quietly(tmp_path, monkeypatch):
     src = tmp_path / "imgs"
     src.mkdir()
     (src / "bomb1.png").write_bytes(png_bomb(12000))
@@ -149,6 +149,9 @@ def test_item1_import_images_skips_and_counts_bombs_quietly(tmp_path):
     for i in range(3):
         (src / f"ok{i}.png").unlink()
     one_line_error(kdgen("import-images", src, "--out", tmp_path / "none", "--quiet"), contract.MAX_SIDE_ENV)
+    assert not (tmp_path / "none").exists()
+    monkeypatch.setenv(contract.MAX_SIDE_ENV, "lots")
+    one_line_error(kdgen("import-images", src, "--out", tmp_path / "none", "--quiet"), "not a positive number")
     assert not (tmp_path / "none").exists()
 
 

@@ -103,14 +103,19 @@ _register_generator_commands()
               help="How to fit other aspect ratios: centre crop, letterbox, or stretch.")
 def import_images(folder: Path, resize: str, **opts) -> None:
     """Real images from FOLDER (class subfolders become labels) into shards; --n 0 takes all."""
+    from kdgen.contract import max_image_side, readable_name
     from kdgen.importer import scan_folder
 
-    files, classes, skipped = scan_folder(folder)
+    max_side = max_image_side(max(opts["size"]))  # larger files are skipped before they are decoded
+    files, classes, skipped = scan_folder(folder, max_side)
     n = len(files) if opts["n"] <= 0 else min(opts["n"], len(files))
     opts = dict(opts, n=n, name=opts["name"] or folder.resolve().name.replace(".", "_"))
-    params = {"root": str(folder.resolve()), "files": files[:n], "resize": resize}
-    summary = generate(run_config("images", opts, params, class_names=classes or None))
-    summary["counters"]["unreadable_skipped"] = skipped
+    params = {"root": str(folder.resolve()), "files": files[:n], "resize": resize, "max_side": max_side}
+    names = [readable_name(c) for c in classes]  # class folders whose names are not UTF-8, escaped
+    summary = generate(run_config("images", opts, params, class_names=names or None))
+    summary["counters"]["unreadable_skipped"] = skipped["unreadable"]
+    if skipped["too_large"]:
+        summary["counters"]["too_large_skipped"] = skipped["too_large"]
     print_summary(summary)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from kdgen.contract import readable_name
 from kdgen.errors import UserError
 
 
@@ -71,4 +72,4 @@ def command_line() -> str:
     prog = os.path.basename(sys.argv[0])
     if prog == "__main__.py":
         prog = os.path.basename(os.path.dirname(os.path.abspath(sys.argv[0])))
-    return " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]])
+    return " ".join([prog] + [shlex.quote(readable_name(a)) for a in sys.argv[1:]])

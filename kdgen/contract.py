@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tarfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,9 @@ MANIFEST_SUFFIX = "-manifest.json"
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")  # the image field of a sample, in order of preference
 # Image files read from a folder (`kdgen import-images`, `kdtrain --data FOLDER`): whatever Pillow decodes.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
+# Decompression bombs: an image is decoded only when its declared sides (read from its header) are at
+# most max(MAX_SIDE_FLOOR, MAX_SIDE_FACTOR x the model input's or dataset's side), or $MAX_SIDE_ENV.
+MAX_SIDE_FLOOR, MAX_SIDE_FACTOR, MAX_SIDE_ENV = 4096, 16, "KD_MAX_IMAGE_SIDE"
 # The shard part of a path or pattern: "-000003", "-0*", "-{000000..000009}", "-[0-9]*.tar".
 _SHARD_TAIL = re.compile(r"-(\d+|\*|\?|\{[^}]*\}|\[[^]]*\])+$")
 
@@ -106,28 +110,70 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def readable_name(name: str | os.PathLike) -> str:
+    """A file name as text every reader takes (docs/FORMAT.md): bytes that are not UTF-8, which Python
+    holds as lone surrogates that no UTF-8 encoder accepts, become `\\xNN` escapes; other names are unchanged."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def write_json(path: str | os.PathLike, obj, **dump) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, **dump) + "\n"))
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """PNG/JPEG/WebP/... bytes -> uint8 HxW (grey) or HxWx3 with Pillow, which runs no code from the file;
-    alpha is dropped, other modes become grey or RGB."""
+class ImageTooLarge(ValueError):
+    """An image whose declared size is past the decoding limit (skipped and counted like an undecodable one)."""
+
+
+def max_image_side(input_side: int = 0) -> int:
+    """The largest image side decoded for a model input (or dataset) of `input_side` pixels a side."""
+    text = os.environ.get(MAX_SIDE_ENV, "").strip()
+    if not text:
+        return max(MAX_SIDE_FLOOR, MAX_SIDE_FACTOR * int(input_side))
+    if not text.isdigit() or int(text) < 1:
+        from kdgen.errors import UserError
+
+        raise UserError(f"{MAX_SIDE_ENV}={text!r} is not a positive number of pixels; set it to e.g. 8192 or unset it")
+    return int(text)
+
+
+def open_image(source, max_side: int | None = None):
+    """A Pillow image opened (its header read, no pixel decoded) and checked against the decoding limit;
+    use it as `with open_image(...) as im:`. Pillow's decompression-bomb warning gives way to this check
+    (its hard error, far past it, is reported as ImageTooLarge too)."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
+    limit = max_image_side() if max_side is None else max_side
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(source)
+        except Image.DecompressionBombError as e:
+            raise ImageTooLarge(f"{e}; not decoded") from None
+    w, h = im.size
+    if max(w, h) > limit:
+        im.close()
+        raise ImageTooLarge(f"image is {w}x{h}, past the limit of {limit} pixels a side; not decoded "
+                            f"(set {MAX_SIDE_ENV} to raise it)")
+    return im
+
+
+def decode_image(data: bytes, max_side: int | None = None) -> np.ndarray:
+    """PNG/JPEG/WebP/... bytes -> uint8 HxW (grey) or HxWx3 with Pillow, which runs no code from the file;
+    alpha is dropped, other modes become grey or RGB. Raises ImageTooLarge past `max_side` (default:
+    `max_image_side()`), before decoding."""
+    with open_image(io.BytesIO(data), max_side) as im:
         if im.mode not in ("L", "RGB"):
             im = im.convert("L" if im.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
         return np.array(im)
 
 
-def decode_sample(raw: dict, with_meta: bool = True) -> dict:
+def decode_sample(raw: dict, with_meta: bool = True, max_side: int | None = None) -> dict:
     """A raw WebDataset sample (bytes per field) -> key, url, image (uint8 array), meta, label (-1: none).
-    Never unpickles anything; raises ValueError on a sample without an image."""
+    Never unpickles anything; raises ValueError on a sample without an image or one past `max_side`."""
     ext = next((e for e in IMAGE_EXTS if e in raw), None)
     if ext is None:
         raise ValueError(f"sample {raw.get('__key__')} has no image ({'/'.join(IMAGE_EXTS)}) field")
-    out = {"key": raw["__key__"], "url": raw.get("__url__", ""), "image": decode_image(raw[ext])}
+    out = {"key": raw["__key__"], "url": raw.get("__url__", ""), "image": decode_image(raw[ext], max_side)}
     if with_meta:
         out["meta"] = json.loads(raw["json"]) if "json" in raw else {}
     out["label"] = int(raw["cls"].decode().strip()) if "cls" in raw else -1

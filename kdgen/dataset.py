@@ -63,14 +63,14 @@ def iter_readable(meta_path: Path, limit: int | None = None, skipped: Counter | 
     """Decoded samples in order, passing over unreadable shards (counted under "shards") and samples
     that do not decode or have no image (counted under "samples")."""
     skipped = Counter() if skipped is None else skipped
-    n = 0
+    n, max_side = 0, contract.max_image_side()  # read once: a bad KD_MAX_IMAGE_SIDE is one error, not N skips
     for path in shard_paths(meta_path):
         try:
             for raw in contract.iter_raw(path):
                 if limit is not None and n >= limit:
                     return
                 try:
-                    sample = contract.decode_sample(raw)
+                    sample = contract.decode_sample(raw, max_side=max_side)
                 except Exception:  # noqa: BLE001 - any undecodable sample is passed over and counted
                     skipped["samples"] += 1
                     continue

@@ -9,6 +9,8 @@ from typing import ClassVar
 import click
 import numpy as np
 
+from kdgen.settings import Number
+
 GENERATORS: dict[str, type[Generator]] = {}
 
 
@@ -88,5 +90,8 @@ class Generator:
 
 
 def option(*args, **kwargs):
-    """A click option for a generator's `options` list (thin alias, keeps generator modules tidy)."""
+    """A click option for a generator's `options` list; a float option takes finite numbers only, as the
+    generated ones do (`kdgen.settings.Number`)."""
+    if kwargs.get("type") is float:
+        kwargs["type"] = Number(float)
     return click.option(*args, **kwargs)

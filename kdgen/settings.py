@@ -9,6 +9,7 @@ it imports neither torch nor numpy. Field metadata besides `help`: `choices` (a 
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from dataclasses import MISSING, field, fields
@@ -40,15 +41,25 @@ def field_type(cls, name: str):
 
 
 def to_number(text, kind=float):
-    """`0.03`, `8/255` (a float) or `12` (an int); ValueError otherwise."""
+    """`0.03`, `8/255` (a float) or `12` (an int); ValueError otherwise, and for NaN or an infinity."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return kind(text)
+        return finite(kind(text))
     if kind is int:
         return int(str(text).strip())
     try:
-        return float(Fraction(str(text).strip()))
+        return finite(float(Fraction(str(text).strip())))
     except ZeroDivisionError:
         raise ValueError(f"{text!r} divides by zero") from None
+    except OverflowError:  # 1e400
+        raise ValueError(f"{text!r} is too large") from None
+
+
+def finite(value):
+    """The rule for every float option: NaN passes every range check (each comparison is false) and an
+    infinity is no setting, so both are refused (ValueError)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    return value
 
 
 class Number(click.ParamType):
@@ -62,17 +73,27 @@ class Number(click.ParamType):
         try:
             return to_number(value, self.kind)
         except ValueError:
-            self.fail(f"{value!r} is not a{'n integer' if self.kind is int else ' number (e.g. 0.03 or 8/255)'}",
+            self.fail(f"{value!r} is not a{'n integer' if self.kind is int else ' finite number (e.g. 0.03 or 8/255)'}",
                       param, ctx)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange without NaN and infinities (see `finite`)."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return finite(super().convert(value, param, ctx))
+        except ValueError:
+            self.fail(f"{value!r} is not a finite number", param, ctx)
 
 
 def _float_list(ctx, param, value):
     if value is None:
         return None
     try:
-        return [float(v) for v in value.split(",")]
+        return [to_number(v) for v in value.split(",")]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+        raise click.BadParameter(f"expected comma-separated finite numbers, got {value!r}") from None
 
 
 def _str_tuple(ctx, param, value):
@@ -113,7 +134,7 @@ def _option(cls, f, default, name: str):
     elif "choices" in meta:
         decl, kw["type"], kw["default"] = flag, click.Choice(meta["choices"]), default
     elif "min" in meta or "max" in meta:  # click shows the range in --help
-        rng = click.IntRange if tp is int else click.FloatRange
+        rng = click.IntRange if tp is int else FiniteFloatRange
         decl, kw["type"], kw["default"] = flag, rng(meta.get("min"), meta.get("max")), default
     elif tp in (int, float):
         decl, kw["type"], kw["default"] = flag, Number(tp), default

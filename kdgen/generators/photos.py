@@ -50,8 +50,9 @@ def _pair(text, what: str, lo: float, hi: float) -> tuple[float, float]:
         values = [float(v) for v in str(text).split(",")]
     except ValueError:
         raise ValueError(f"{what} must be two numbers separated by a comma, got {text!r}") from None
-    if len(values) != 2 or not lo <= values[0] <= values[1] <= hi or values[0] <= 0:
-        raise ValueError(f"{what} must be MIN,MAX with 0 < MIN <= MAX <= {hi:g}, got {text!r}")
+    if len(values) != 2 or not lo <= values[0] <= values[1] <= hi or values[0] <= 0 or not np.isfinite(values[1]):
+        upper = f" <= {hi:g}" if np.isfinite(hi) else ", both finite"
+        raise ValueError(f"{what} must be MIN,MAX with 0 < MIN <= MAX{upper}, got {text!r}")
     return values[0], values[1]
 
 

@@ -5,7 +5,9 @@ from Python. So each imported program is first compiled and drawn in a child pro
 GL context: no answer within the time limit and the child is killed, the program marked too slow,
 and a fresh child takes the rest. The probe draws at the real frame size (a program may branch on
 iResolution, so a smaller probe can pass a program that is far too slow at the real size); the timed
-draw catches programs that are finite but too slow for a dataset.
+draws catch programs that are finite but too slow for a dataset. The time reported is the median of
+TIMED_DRAWS draws, so that one draw sped up or slowed down by other work on a busy machine does not
+flip the decision.
 
 The child is a plain subprocess (`python -m kdgen.gl.watchdog`) talking over two pipes, not a
 multiprocessing child: rendering workers are daemonic pool processes, which may not have those.
@@ -18,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -29,10 +32,12 @@ log = logging.getLogger(__name__)
 
 PROBE_SIZE = 16  # pixels per side of the probe frame when no size is given
 STARTUP_S = 60.0  # the child's own start (Python, numpy, GL context) is not a program's fault
+TIMED_DRAWS = 3  # draws timed per program; their median is reported
+ONE_DRAW_S = 2.0  # a first timed draw slower than this is far past any frame budget: not repeated
 
 
 def serve(recv: Connection, send: Connection, width: int = PROBE_SIZE, height: int = PROBE_SIZE) -> None:
-    """The child's loop: compile, draw once (JIT), draw again timed, report."""
+    """The child's loop: compile, draw once (JIT), draw again timed (up to TIMED_DRAWS times), report the median."""
     from kdgen.gl.context import create_context
     from kdgen.gl.frames import draw_inputs
     from kdgen.gl.renderer import CompileError, Renderer
@@ -53,10 +58,18 @@ def serve(recv: Connection, send: Connection, width: int = PROBE_SIZE, height: i
             send.send(("compile", str(err)))
             continue
         renderer.draw(compiled, inputs)  # the first draw pays for the JIT compile
-        t0 = time.perf_counter()
-        renderer.draw(compiled, inputs)
-        send.send(("ok", time.perf_counter() - t0))
+        send.send(("ok", timed_draws(partial(renderer.draw, compiled, inputs))))
         compiled.release()
+
+
+def timed_draws(draw) -> float:
+    """The median of TIMED_DRAWS timings of `draw()` (only one where the first is slower than ONE_DRAW_S)."""
+    times = []
+    while len(times) < TIMED_DRAWS and not (len(times) == 1 and times[0] > ONE_DRAW_S):
+        t0 = time.perf_counter()
+        draw()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 class Watchdog:
@@ -97,7 +110,7 @@ class Watchdog:
         self.proc = self.recv = self.send = None
 
     def check(self, program: Program) -> tuple[str, object]:
-        """("ok", seconds for one probe frame), ("compile", log), ("slow", None) or ("crash", None)."""
+        """("ok", seconds for one probe frame (a median)), ("compile", log), ("slow", None) or ("crash", None)."""
         if self.proc is None:
             self._start()
         try:

@@ -60,6 +60,9 @@ writer_options = _options([
 
 def _check(o: dict) -> None:
     """Counts and bounds the library does not check itself; one-line errors before any work."""
+    from kdgen.contract import max_image_side
+
+    max_image_side()  # a bad $KD_MAX_IMAGE_SIDE fails here, not once per sample
     for key, flag, least in (("limit", "--n", 1), ("batch_size", "--batch-size", 1),
                              ("shard_size", "--shard-size", 1), ("sample_size", "--sample-size", 2)):
         if o.get(key) is not None and o[key] < least:
@@ -100,7 +103,8 @@ def _load(o: dict):
 def _stream(files, teacher, batch_size, limit, problems=None):
     from kdtrain.data.shards import iterate_shards
 
-    return iterate_shards(files, teacher.spec, batch_size, limit=limit, problems=problems)
+    return iterate_shards(files, teacher.spec, batch_size, limit=limit, problems=problems,
+                          num_classes=teacher.num_classes)
 
 
 def _problems():
@@ -112,7 +116,7 @@ def _problems():
 def _skipped(problems) -> str:
     """The summary's count of what was passed over (each shard also got one warning line)."""
     c = problems.counts
-    parts = [f"{c[k]} {k.replace('_', ' ')}" for k in ("bad_samples", "shard_errors") if c.get(k)]
+    parts = [f"{c[k]} {k.replace('_', ' ')}" for k in ("bad_samples", "bad_labels", "shard_errors") if c.get(k)]
     return f"; skipped {', '.join(parts)}" if parts else ""
 
 
@@ -193,14 +197,15 @@ def _refine_cmd(o):
     start = time.perf_counter()
     with _writer(o["out"], teacher, "refine", params, o["seed"], o, files) as w, \
             tqdm(total=o["limit"], unit="img", disable=not o["progress"], desc="refine") as bar:
-        stats = run_offline(teacher, _stream(files, teacher, o["batch_size"], o["limit"]), w, cfg, o["seed"],
-                            o["limit"], o["match_stats"], progress=bar.update)
+        problems = _problems()
+        stats = run_offline(teacher, _stream(files, teacher, o["batch_size"], o["limit"], problems), w, cfg,
+                            o["seed"], o["limit"], o["match_stats"], progress=bar.update)
         if stats["sources"] == 0:
             raise KDError("no samples to refine: the shards matched hold no images")
     secs = time.perf_counter() - start
     click.echo(f"{o['out']}: {stats['written']} refined images, {stats['sources'] / secs:.1f} images/s; "
                f"{stats['reached_target']} reached their target; mean teacher confidence {stats['confidence']:.3f}; "
-               f"BN statistics loss {stats['bn_loss_start']:.3f} -> {stats['bn_loss_end']:.3f}")
+               f"BN statistics loss {stats['bn_loss_start']:.3f} -> {stats['bn_loss_end']:.3f}{_skipped(problems)}")
     _print_balance(stats["class_counts"], teacher.class_names)
 
 

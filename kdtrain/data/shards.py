@@ -47,10 +47,24 @@ def expand_patterns(patterns: list[str]) -> list[str]:
     return urls
 
 
-def decode_image(data: bytes) -> torch.Tensor:
+def decode_limit(spec: InputSpec | None) -> int:
+    """The largest image side decoded for this model input (docs/FORMAT.md): larger ones are skipped unread."""
+    return contract.max_image_side(max(spec.height, spec.width) if spec is not None else 0)
+
+
+def check_label(sample: dict, num_classes: int | None, problems: Problems, url: str) -> None:
+    """A `.cls` past the model's classes is no label (-1), counted and warned like a bad sample: it
+    would otherwise count as a wrong prediction, or break the cross-entropy."""
+    if num_classes is not None and sample["label"] >= num_classes:
+        problems.report("bad_labels", ValueError(f"sample {sample['key']} has .cls {sample['label']}, but the "
+                                                 f"model has {num_classes} classes (0..{num_classes - 1})"), url)
+        sample["label"] = -1
+
+
+def decode_image(data: bytes, max_side: int | None = None) -> torch.Tensor:
     """PNG/JPEG/WebP bytes -> uint8 C,H,W (1 or 3 channels, alpha dropped) at the stored size, with Pillow
     (which runs no code from the file). Resizing and colour conversion happen later, once per batch."""
-    t = torch.from_numpy(contract.decode_image(data))
+    t = torch.from_numpy(contract.decode_image(data, max_side))
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
@@ -74,10 +88,10 @@ def adapt_uint8(images: list[torch.Tensor], spec: InputSpec) -> torch.Tensor:
     return out
 
 
-def decode_sample(raw: dict, with_meta: bool = True) -> dict:
+def decode_sample(raw: dict, with_meta: bool = True, max_side: int | None = None) -> dict:
     """A raw WebDataset sample (bytes per extension) -> key, url, image (stored size), meta, label.
-    Raises on a sample without an image or with an undecodable one."""
-    out = contract.decode_sample(raw, with_meta)
+    Raises on a sample without an image, with an undecodable one or one larger than `max_side`."""
+    out = contract.decode_sample(raw, with_meta, max_side)
     t = torch.from_numpy(out["image"])
     out["image"] = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
     return out
@@ -134,19 +148,22 @@ def read_shard(url: str, problems: Problems, fields: tuple[str, ...] | None = No
 
 
 def iterate_raw(urls: list[str], spec: InputSpec | None = None, need_label: bool = False,
-                problems: Problems | None = None) -> Iterator[dict]:
-    """Decoded samples of the shards, in order (images adapted to `spec` if given); bad samples skipped
-    (counted and warned)."""
+                problems: Problems | None = None, max_side: int | None = None,
+                num_classes: int | None = None) -> Iterator[dict]:
+    """Decoded samples of the shards, in order (images adapted to `spec` if given); bad samples (and
+    images past `max_side`, default from `spec`) skipped, labels past `num_classes` dropped (counted and warned)."""
     problems = problems or Problems()
+    max_side = max_side or decode_limit(spec)
     for url in urls:
         for raw in read_shard(url, problems):
             try:
-                s = decode_sample(raw)
+                s = decode_sample(raw, max_side=max_side)
                 if spec is not None:
                     s["image"] = adapt_uint8([s["image"]], spec)[0]
             except Exception as e:  # noqa: BLE001 - any undecodable sample is skipped, training goes on
                 problems.report("bad_samples", e, url)
                 continue
+            check_label(s, num_classes, problems, url)
             if need_label and s["label"] < 0:
                 continue
             yield s
@@ -154,10 +171,12 @@ def iterate_raw(urls: list[str], spec: InputSpec | None = None, need_label: bool
 
 
 def iterate_shards(patterns: list[str], spec: InputSpec, batch_size: int, limit: int | None = None,
-                   problems: Problems | None = None):
+                   problems: Problems | None = None, num_classes: int | None = None):
     """Batches of shard samples in shard order (no shuffle, no resampling): keys, float images N,C,H,W in
-    [0,1] adapted to `spec`, meta, labels (LongTensor, -1 where missing; None if no sample has one), urls."""
-    samples = iterate_raw(expand_patterns(patterns), problems=problems)
+    [0,1] adapted to `spec`, meta, labels (LongTensor, -1 where missing or past `num_classes`; None if no
+    sample has one), urls."""
+    samples = iterate_raw(expand_patterns(patterns), problems=problems, max_side=decode_limit(spec),
+                          num_classes=num_classes)
     if limit is not None:
         samples = itertools.islice(samples, limit)
     while chunk := list(itertools.islice(samples, batch_size)):
@@ -187,15 +206,18 @@ def count_samples(urls: list[str]) -> int:
 
 
 def check_shards(urls: list[str], pattern: str) -> None:
-    """Fail early (one-line error) when the first readable sample of a set has no image field."""
-    problems = Problems()
+    """Fail early (one-line error) when no readable sample of a set has an image field; samples without
+    one among others are skipped and counted in training. Stops at the first image."""
+    problems, first = Problems(), None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for url in urls[:5]:
-            for raw in read_shard(url, problems):
-                if not any(e in raw for e in IMAGE_EXTS):
-                    fields = ", ".join(k for k in raw if not k.startswith("__")) or "none"
-                    raise KDError(f"shards {pattern!r} have no image field ({'/'.join(IMAGE_EXTS)}); "
-                                  f"sample {raw['__key__']} has: {fields}")
-                return
-    raise KDError(f"no readable samples in the first shards of {pattern!r}")
+        for url in urls:
+            for raw in read_shard(url, problems, IMAGE_EXTS):
+                if any(e in raw for e in IMAGE_EXTS):
+                    return
+                first = first or raw
+    if first is not None:
+        fields = ", ".join(k for k in first if not k.startswith("__")) or "none"
+        raise KDError(f"shards {pattern!r} have no image field ({'/'.join(IMAGE_EXTS)}) in any sample; "
+                      f"sample {first['__key__']} has: {fields}")
+    raise KDError(f"no readable samples in the shards of {pattern!r}")

@@ -25,6 +25,8 @@ from kdtrain.data.shards import (
     TRAIN_FIELDS,
     Problems,
     adapt_uint8,
+    check_label,
+    decode_limit,
     decode_sample,
     read_shard,
 )
@@ -101,8 +103,10 @@ class EpochBatches(IterableDataset):
     """Batches start_step..total_steps of the run (over epochs), batch g made by worker g % workers."""
 
     def __init__(self, source, spec: InputSpec, preset, batch_size: int, steps_per_epoch: int,
-                 total_steps: int, start_step: int, seed: int, rank: int = 0, world: int = 1):
+                 total_steps: int, start_step: int, seed: int, rank: int = 0, world: int = 1,
+                 num_classes: int | None = None):
         self.source, self.spec, self.preset = source, spec, preset
+        self.max_side, self.num_classes = decode_limit(spec), num_classes  # the limit read here, not in workers
         self.batch_size, self.steps_per_epoch, self.total_steps = batch_size, steps_per_epoch, total_steps
         self.start_step, self.seed, self.rank, self.world = start_step, seed, rank, world
 
@@ -143,10 +147,11 @@ class EpochBatches(IterableDataset):
             images, labels, keys, urls = [], [], [], []
             for r in itertools.islice(raw, b):
                 try:
-                    s = decode_sample(r, with_meta=False)
+                    s = decode_sample(r, with_meta=False, max_side=self.max_side)
                 except Exception as e:  # noqa: BLE001 - undecodable: dropped and counted
                     problems.report("bad_samples", e, r.get("__url__"))
                     continue
+                check_label(s, self.num_classes, problems, s["url"])
                 images.append(s["image"])
                 labels.append(s["label"])
                 keys.append(s["key"])
@@ -164,9 +169,10 @@ class EpochBatches(IterableDataset):
 
 def make_train_loader(source, spec: InputSpec, preset, batch_size: int, steps_per_epoch: int, total_steps: int,
                       start_step: int, seed: int, rank: int = 0, world: int = 1, workers: int = 0,
-                      pin_memory: bool = False) -> DataLoader:
+                      pin_memory: bool = False, num_classes: int | None = None) -> DataLoader:
     """The DataLoader over `EpochBatches`: batches are formed inside the workers (one IPC hop per batch)."""
-    ds = EpochBatches(source, spec, preset, batch_size, steps_per_epoch, total_steps, start_step, seed, rank, world)
+    ds = EpochBatches(source, spec, preset, batch_size, steps_per_epoch, total_steps, start_step, seed, rank, world,
+                      num_classes)
     return DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                       persistent_workers=False, prefetch_factor=4 if workers else None,
                       generator=torch.Generator().manual_seed(seed))  # base seed not from the global RNG

@@ -21,8 +21,8 @@ class NotPlain(Exception):
 
 
 def tar_members(url: str, report: Report, fields: tuple[str, ...] | None = None) -> Iterator[dict]:
-    """File dicts {fname, data, __url__} of the tar's regular members, then webdataset's end-of-shard
-    marker {}; problems go to `report`, and a corrupt or truncated tar ends early."""
+    """File dicts {fname, data, __url__} of the tar's regular members (data b"" for fields not in `fields`),
+    then webdataset's end-of-shard marker {}; problems go to `report`, and a corrupt or truncated tar ends early."""
     try:
         f = open(url, "rb")
     except OSError as e:
@@ -69,8 +69,10 @@ def _walk(buf: mmap.mmap, url: str, report: Report, fields) -> Iterator[dict]:
             name = pax.get("path") or long_name or _ustar_name(h)
             long_name, pax = None, {}
             if kind in (b"0", b"\0") and not name.startswith("__") and "/__" not in name:
-                if fields is None or name.rsplit(".", 1)[-1].lower() in fields:
-                    yield {"fname": name, "data": buf[pos:pos + length], "__url__": url}
+                # a field not asked for is left unread (b""), yet its sample still shows up: a sample
+                # without an image is then skipped and counted, not silently lost
+                wanted = fields is None or name.rsplit(".", 1)[-1].lower() in fields
+                yield {"fname": name, "data": buf[pos:pos + length] if wanted else b"", "__url__": url}
             pos += (length + 511) // 512 * 512
         yield {}  # webdataset's end-of-shard marker: the last sample is complete
     except ValueError as e:  # unparsable numbers in a header

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from kdtrain.data.augment import MatchStats, build_preset, match_stats, mixup
 from kdtrain.data.datasets import LabelledSet, load_labelled
-from kdtrain.data.shards import check_shards, count_samples, expand_patterns
+from kdtrain.data.shards import check_shards, count_samples, decode_limit, expand_patterns
 from kdtrain.data.spec import InputSpec
 from kdtrain.data.stream import ShardSource, TensorSource, make_train_loader
 from kdtrain.errors import KDError
@@ -158,6 +158,7 @@ def build_data(cfg: DistillConfig, teacher: Teacher | None, world: int) -> Train
     train_set = load_labelled(cfg.data, train=True) if cfg.data else None
     spec: InputSpec = teacher.spec if teacher else train_set.spec
     class_names = teacher.class_names if teacher else train_set.class_names
+    decode_limit(spec)  # a bad $KD_MAX_IMAGE_SIDE fails here, before anything is written
     if train_set is not None:
         _check_classes(train_set, class_names, "--data")
         source, n_data = TensorSource(train_set.dataset), len(train_set)
@@ -342,7 +343,7 @@ class Run:
         self.elapsed_base = self.elapsed
         loader = make_train_loader(self.source, self.spec, self.preset, cfg.batch_size, self.steps_per_epoch,
                                    self.total_steps, self.step, cfg.seed, self.rank, self.world, cfg.workers,
-                                   pin_memory=self.device.type == "cuda")
+                                   pin_memory=self.device.type == "cuda", num_classes=len(self.class_names))
         window = Window()
         t_prev = time.time()
         try:
@@ -516,6 +517,7 @@ class Run:
             "samples_per_s": round(self.samples_seen / max(1e-9, self.train_s), 1),
             "skipped_samples": self.problems.get("bad_samples", 0),
             "shard_errors": self.problems.get("shard_errors", 0),
+            "bad_labels": self.problems.get("bad_labels", 0),
             "world_size": self.world, "device": str(self.device), "workers": self.cfg.workers,
             "precision": precision.describe(self.amp_dtype, self.device),
             "shards_seen_by_rank": shards_by_rank if self.cfg.shards else None,

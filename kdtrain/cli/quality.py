@@ -123,7 +123,7 @@ def _skipped(problems) -> str:
 def _writer(out: Path, teacher, generator: str, params: dict, seed: int, o: dict, inputs):
     from kdgen import manifest
     from kdgen.clitools import command_line
-    from kdgen.writer import DatasetWriter
+    from kdgen.shardset import DatasetWriter
 
     folder, name = out.parent, out.name
     if not name or not re.fullmatch(r"[A-Za-z0-9_-]+", name):

@@ -23,6 +23,7 @@ SHARD_GLOB = "[0-9]" * SHARD_DIGITS
 KEY_DIGITS = 9  # a sample's key: its zero-padded global index, 000000123
 MANIFEST_SUFFIX = "-manifest.json"
 LOCK_SUFFIX = ".lock"
+INFO_NAME = "_info.json"  # timm's index of the folder's datasets, one split each
 # Limits: keys and shard numbers keep their width (names sort and glob by it); an image's working arrays
 # stay well inside a worker's memory (4096x4096), and so do the images rendered together.
 MAX_SAMPLES = 10**KEY_DIGITS

@@ -33,12 +33,12 @@ class OutputLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             while self.fd is None:
                 self.fd = self._lock_file()
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())  # for the refusal of a second run
         except OSError as err:
-            self._remove_created()
+            self.release()
             raise UserError(f"cannot write to {self.flag} {self.folder}: {err.strerror or err}; "
                             f"choose a writable folder") from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
         return self
 
     def _lock_file(self) -> int | None:

@@ -84,12 +84,13 @@ def remove_dataset(out: Path, name: str) -> None:
 
 
 def finish(out: Path, meta: dict, rank: int = 0, world_size: int = 1) -> Path:
-    """Write the final manifest (and, for a single-rank dataset, the folder's _info.json)."""
+    """Write the final manifest (and, for a single-rank dataset, the folder's _info.json first: a run that
+    fails between the two leaves a partial manifest, which its rerun completes)."""
     meta["shards"] = dict(sorted(meta["shards"].items()))
-    path = manifest_path(out, meta["name"], rank, world_size)
-    write_json_atomic(path, meta)
     if world_size == 1:
         update_info(out, meta)
+    path = manifest_path(out, meta["name"], rank, world_size)
+    write_json_atomic(path, meta)
     return path
 
 
@@ -105,7 +106,7 @@ def info_entry(meta: dict) -> dict:
 
 def update_info(out: Path, meta: dict) -> None:
     """timm reads a folder of shards through _info.json: one split per dataset."""
-    path = Path(out) / "_info.json"
+    path = Path(out) / contract.INFO_NAME
     info = load(path) or {}
     info.setdefault("name", Path(out).resolve().name)
     info.setdefault("splits", {})
@@ -116,7 +117,7 @@ def update_info(out: Path, meta: dict) -> None:
 
 
 def remove_from_info(out: Path, name: str) -> None:
-    path = Path(out) / "_info.json"
+    path = Path(out) / contract.INFO_NAME
     info = load(path)
     if info and name in info.get("splits", {}):
         del info["splits"][name]

@@ -15,6 +15,20 @@ from pathlib import Path
 from kdgen.contract import lock_name
 from kdgen.errors import UserError
 
+_held: set[OutputLock] = set()
+
+
+def _forget_in_child() -> None:
+    """A forked child (a DataLoader worker) drops its copy of the lock: flock belongs to the open file, so a
+    child that outlived a killed parent would otherwise keep the output locked."""
+    for lock in _held:
+        os.close(lock.fd)
+        lock.fd, lock.created = None, []
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
 
 class OutputLock:
     """The lock on `folder/lock_name(name, ...)`; makes the folder if needed and, on release, removes the
@@ -33,6 +47,7 @@ class OutputLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             while self.fd is None:
                 self.fd = self._lock_file()
+            _held.add(self)
             os.ftruncate(self.fd, 0)
             os.write(self.fd, f"{os.getpid()}\n".encode())  # for the refusal of a second run
         except OSError as err:
@@ -62,6 +77,7 @@ class OutputLock:
         return fd
 
     def release(self) -> None:
+        _held.discard(self)
         if self.fd is not None:
             self.path.unlink(missing_ok=True)  # before unlocking: a run that opened it meanwhile sees it gone
             os.close(self.fd)

@@ -38,8 +38,12 @@ class ShardSet:
 
     def open(self) -> ShardSet:
         self.lock.acquire()
-        if self.overwrite:
-            manifest.remove_dataset(self.out, self.name)
+        try:
+            if self.overwrite:
+                manifest.remove_dataset(self.out, self.name)
+        except BaseException:
+            self.lock.release()
+            raise
         return self
 
     def resume(self, planned: Plan, total: int | None = None) -> dict[int, int]:
@@ -69,7 +73,10 @@ class ShardSet:
                 manifest.record_shard(self.meta, path.name, count)
         if "seconds" in self.meta:  # generation time, summed over resumed runs
             self.meta["seconds"] = float(old.get("seconds", 0.0))
-        self._write_manifest()  # names only the kept shards before any other is removed
+        try:
+            self._write_manifest()  # names only the kept shards before any other is removed
+        except OSError as err:
+            raise self._write_error(err) from None
         self._remove_leftovers(shards=True)
         return self.done
 
@@ -177,7 +184,7 @@ class ShardSet:
             self.current.abort()
             self.current = None
         kept = len(self.meta["shards"])
-        return KdgenError(f"writing {self.name} to {self.out} failed: {err.strerror or err}; the {kept} shards kept "
+        return KdgenError(f"writing {self.name} to {self.out} failed: {err.strerror or err}; the shards kept ({kept}) "
                           f"are complete: free space (or choose another --out) and rerun the same command without "
                           f"--overwrite to continue, byte-identical to an uninterrupted run")
 

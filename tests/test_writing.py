@@ -65,7 +65,7 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 def test_a_partial_kdgen_manifest_says_complete_false(tmp_path, monkeypatch):
     cfg = RunConfig("noise", n=12, size=(8, 8), out=tmp_path, shard_size=4, progress=False)
     restore = disk_full_after(monkeypatch, 5)
-    with pytest.raises(KdgenError, match="No space left on device.*1 shards kept are complete"):
+    with pytest.raises(KdgenError, match=r"No space left on device; the shards kept \(1\) are complete"):
         generate(cfg)
     meta = manifest.load(tmp_path / "noise-manifest.json")
     assert meta["complete"] is False and meta["shards"] == {"noise-000000.tar": 4}
@@ -88,7 +88,7 @@ def test_a_full_disk_in_refine_and_curate_is_one_line_and_a_rerun_continues_byte
 
     restore = disk_full_after(monkeypatch, 6)
     full = kdtrain(*args)
-    assert_one_line_error(full, "No space left on device; the 1 shards kept are complete")
+    assert_one_line_error(full, "No space left on device; the shards kept (1) are complete")
     assert "rerun the same command" in full.output and "byte-identical" in full.output
     assert sorted(p.name for p in out.parent.iterdir()) == ["set-000000.tar", "set-manifest.json"]
     assert manifest.load(out.parent / "set-manifest.json")["complete"] is False

@@ -1,5 +1,6 @@
-"""The shard contract in one place, for kdgen and kdtrain alike (docs/FORMAT.md): shard and manifest names,
-finding the manifest of what a user typed, atomic writes, the image suffixes we read, and decoding a sample.
+"""The shard contract in one place, for kdgen and kdtrain alike (docs/FORMAT.md): shard, manifest, temporary
+and lock file names and their globs, the contract's limits, finding the manifest of what a user typed, atomic
+writes, the image suffixes we read, and decoding a sample.
 
 Torch-free and webdataset-free, so that every kdgen command can use it without loading either.
 """
@@ -19,7 +20,16 @@ import numpy as np
 
 SHARD_DIGITS = 6  # NAME-000000.tar
 SHARD_GLOB = "[0-9]" * SHARD_DIGITS
+KEY_DIGITS = 9  # a sample's key: its zero-padded global index, 000000123
 MANIFEST_SUFFIX = "-manifest.json"
+LOCK_SUFFIX = ".lock"
+INFO_NAME = "_info.json"  # timm's index of the folder's datasets, one split each
+# Limits: keys and shard numbers keep their width (names sort and glob by it); an image's working arrays
+# stay well inside a worker's memory (4096x4096), and so do the images rendered together.
+MAX_SAMPLES = 10**KEY_DIGITS
+MAX_SHARDS = 10**SHARD_DIGITS
+MAX_PIXELS = 1 << 24  # per image
+PIXELS_PER_TASK = 1 << 24  # per render call
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp")  # the image field of a sample, in order of preference
 # Image files read from a folder (`kdgen import-images`, `kdtrain --data FOLDER`): whatever Pillow decodes.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"})
@@ -39,10 +49,43 @@ def shard_glob(name: str) -> str:
     return f"{name}-{SHARD_GLOB}.tar"
 
 
+def sample_key(index: int) -> str:
+    return f"{index:0{KEY_DIGITS}d}"
+
+
 def manifest_name(name: str, rank: int = 0, world_size: int = 1) -> str:
     if world_size > 1:
         return f"{name}-manifest.rank{rank:05d}-of-{world_size:05d}.json"
     return f"{name}{MANIFEST_SUFFIX}"
+
+
+def manifest_glob(name: str) -> str:
+    """A dataset's manifest and its per-rank manifests."""
+    return f"{name}-manifest*.json"
+
+
+def rank_manifest_glob(name: str) -> str:
+    return f"{name}-manifest.rank*-of-*.json"
+
+
+def temp_glob(name: str) -> str:
+    """Every temporary file of a dataset (shards and manifests being written; see temp_path)."""
+    return f".{name}-*.tmp*"
+
+
+def temp_shard_glob(name: str) -> str:
+    return f".{name}-{SHARD_GLOB}.tar.tmp*"
+
+
+def shard_number(path: str | os.PathLike, name: str) -> int:
+    """The number in the name of a shard, or of a temporary shard, of dataset `name` (shard_glob, temp_shard_glob)."""
+    return int(Path(path).name.lstrip(".")[len(name) + 1:][:SHARD_DIGITS])
+
+
+def lock_name(name: str, rank: int = 0, world_size: int = 1) -> str:
+    """The lock file a run holds while it writes dataset (or run folder) `name`; ranks write apart."""
+    rank_part = f".rank{rank:05d}-of-{world_size:05d}" if world_size > 1 else ""
+    return f".{name}{rank_part}{LOCK_SUFFIX}"
 
 
 def dataset_name(text: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from kdgen import __version__, contract
@@ -73,45 +72,25 @@ count_members = contract.count_members  # samples in a complete shard, from tar 
 
 def dataset_files(out: Path, name: str) -> list[Path]:
     out = Path(out)
-    pats = [contract.shard_glob(name), f"{name}-manifest*.json", f".{name}-*.tmp*"]
+    pats = [contract.shard_glob(name), contract.manifest_glob(name), contract.temp_glob(name)]
     return sorted({p for pat in pats for p in out.glob(pat)})
 
 
-def prepare_output(out: Path, name: str, overwrite: bool) -> list[Path]:
-    """Make the output folder (checking it is writable); with overwrite, remove the old dataset.
-    Returns the folders it created, deepest first, for remove_empty_dirs after a failed run."""
-    out = Path(out)
-    created = [d for d in (out, *out.parents) if not d.exists()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".kdgen-write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise KdgenError(f"cannot write to --out {out}: {err.strerror}; choose a writable folder") from None
-    if overwrite:
-        for path in dataset_files(out, name):
-            path.unlink()
-        remove_from_info(out, name)
-    return created
-
-
-def remove_empty_dirs(dirs: list[Path]) -> None:
-    """Remove the folders a failed run created, deepest first, where it left nothing in them."""
-    for d in dirs:
-        try:
-            d.rmdir()
-        except OSError:  # not empty (complete shards are kept) or already gone
-            return
+def remove_dataset(out: Path, name: str) -> None:
+    """Delete a dataset's shards, manifests and temporary files, and its entry in _info.json (--overwrite)."""
+    for path in dataset_files(out, name):
+        path.unlink()
+    remove_from_info(out, name)
 
 
 def finish(out: Path, meta: dict, rank: int = 0, world_size: int = 1) -> Path:
-    """Write the final manifest (and, for a single-rank dataset, the folder's _info.json)."""
+    """Write the final manifest (and, for a single-rank dataset, the folder's _info.json first: a run that
+    fails between the two leaves a partial manifest, which its rerun completes)."""
     meta["shards"] = dict(sorted(meta["shards"].items()))
-    path = manifest_path(out, meta["name"], rank, world_size)
-    write_json_atomic(path, meta)
     if world_size == 1:
         update_info(out, meta)
+    path = manifest_path(out, meta["name"], rank, world_size)
+    write_json_atomic(path, meta)
     return path
 
 
@@ -127,7 +106,7 @@ def info_entry(meta: dict) -> dict:
 
 def update_info(out: Path, meta: dict) -> None:
     """timm reads a folder of shards through _info.json: one split per dataset."""
-    path = Path(out) / "_info.json"
+    path = Path(out) / contract.INFO_NAME
     info = load(path) or {}
     info.setdefault("name", Path(out).resolve().name)
     info.setdefault("splits", {})
@@ -138,7 +117,7 @@ def update_info(out: Path, meta: dict) -> None:
 
 
 def remove_from_info(out: Path, name: str) -> None:
-    path = Path(out) / "_info.json"
+    path = Path(out) / contract.INFO_NAME
     info = load(path)
     if info and name in info.get("splits", {}):
         del info["splits"][name]
@@ -148,9 +127,9 @@ def remove_from_info(out: Path, name: str) -> None:
 def merge(out: Path, name: str) -> dict:
     """Join the per-rank manifests of a multi-machine run into NAME-manifest.json."""
     out = Path(out)
-    parts = sorted(out.glob(f"{name}-manifest.rank*-of-*.json"))
+    parts = sorted(out.glob(contract.rank_manifest_glob(name)))
     if not parts:
-        raise KdgenError(f"no per-rank manifests {name}-manifest.rank*.json in {out}; run the ranks first")
+        raise KdgenError(f"no per-rank manifests {contract.rank_manifest_glob(name)} in {out}; run the ranks first")
     metas = [json.loads(p.read_text()) for p in parts]
     first = metas[0]
     for other in metas[1:]:

@@ -15,10 +15,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from kdgen import manifest
+from kdgen.contract import MAX_PIXELS, MAX_SAMPLES, MAX_SHARDS, PIXELS_PER_TASK
 from kdgen.errors import KdgenError
 from kdgen.registry import get_generator
 from kdgen.seeding import sample_seed
-from kdgen.writer import ShardFile, check_format, encode_sample, pack_sample, shard_name
+from kdgen.shardset import ShardSet
+from kdgen.writer import check_format, encode_sample, pack_sample
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +44,6 @@ class RunConfig:
     command: str | None = None  # the command line, recorded in the manifest
     progress: bool = True  # show a progress bar
     class_names: list[str] | None = None  # label names, for labelled sources (imported images)
-
-
-# Limits of the shard contract: keys have 9 digits and shard numbers 6 (names sort and glob by width).
-MAX_SAMPLES = 10**9
-MAX_SHARDS = 10**6
-MAX_PIXELS = 1 << 24  # per image (4096x4096): one image's working arrays stay well inside a worker's memory
-PIXELS_PER_TASK = 1 << 24  # images rendered together are capped by this many pixels (bounds a worker's memory)
 
 
 def validate(cfg: RunConfig) -> str:
@@ -138,160 +133,88 @@ def _worker_threads(workers: int):
                 os.environ.pop(key, None)
 
 
-def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> tuple[dict[int, int], float]:
-    """Shards already complete on disk for this plan (shard -> count), and the generation seconds spent
-    on them so far. Refuses conflicting datasets."""
-    out, name = Path(cfg.out), meta["name"]
-    old = manifest.load(manifest.manifest_path(out, name, cfg.rank, cfg.world_size))
-    if old is None and cfg.world_size > 1:
-        old = manifest.load(manifest.manifest_path(out, name))
-    if old is None:
-        if any((out / shard_name(name, shard)).exists() for shard, _, _ in mine):
-            raise KdgenError(f"{out} holds {name}-*.tar shards but no manifest; use --overwrite or another --name")
-        return {}, 0.0
-    if old.get("generator_version") != meta["generator_version"]:
-        was = old.get("generator_version") or "unrecorded (an older kdgen)"
-        raise KdgenError(f"dataset {name!r} in {out} was made by {meta['generator']} version {was}, this is version "
-                         f"{meta['generator_version']}, which draws other images; use --overwrite or a new --out")
-    bad = manifest.conflicts(old, meta)
-    if bad:
-        details = "; ".join(f"{f}: existing {old.get(f)!r} vs now {meta.get(f)!r}" for f in bad)
-        raise KdgenError(f"dataset {name!r} in {out} was made with other settings ({details}); "
-                         f"rerun with the same settings, another --name, or --overwrite")
-    if old.get("complete") and old["num_samples"] > cfg.n and cfg.world_size == 1:
-        raise KdgenError(f"dataset {name!r} already has {old['num_samples']} samples, more than --n {cfg.n}; "
-                         f"use --overwrite to rewrite it smaller")
-    done = {}
-    for shard, _, count in mine:
-        path = out / shard_name(name, shard)
-        if not path.exists():
-            continue
-        have = old["shards"].get(path.name)
-        if have is None:  # killed between the rename and the manifest update
-            have = manifest.count_members(path)
-        if have == count:
-            done[shard] = count
-    return done, float(old.get("seconds", 0.0))
-
-
 def generate(cfg: RunConfig) -> dict:
-    """Make (or complete) a dataset; returns the run summary. A run that fails removes the folders it
-    created if it left nothing in them."""
-    created: list[Path] = []
-    try:
-        return _generate(cfg, created)
-    except BaseException:
-        manifest.remove_empty_dirs(created)
-        raise
-
-
-def _generate(cfg: RunConfig, created: list[Path]) -> dict:
+    """Make (or complete) a dataset; returns the run summary. A failed first run leaves no folder it made
+    empty behind, and the complete shards of any run are kept for the next one."""
     ext = validate(cfg)
     gen_cls = get_generator(cfg.generator)
     try:
         gen = gen_cls(cfg.size, **cfg.params)
     except ValueError as err:
         raise KdgenError(str(err)) from None
-    name = cfg.name or gen_cls.name
-    out = Path(cfg.out)
-    created += manifest.prepare_output(out, name, cfg.overwrite)
-    meta = manifest.new_manifest(name=name, generator=gen_cls.name, params=gen.describe(), seed=cfg.seed,
-                                 size=cfg.size, fmt=ext, quality=cfg.quality, shard_size=cfg.shard_size,
-                                 class_names=cfg.class_names, command=cfg.command, generator_version=gen_cls.version)
-    if cfg.world_size > 1:
-        meta.update(rank=cfg.rank, world_size=cfg.world_size)
-    def mine():
-        return plan(cfg.n, cfg.shard_size, cfg.rank, cfg.world_size)
+    meta = manifest.new_manifest(name=cfg.name or gen_cls.name, generator=gen_cls.name, params=gen.describe(),
+                                 seed=cfg.seed, size=cfg.size, fmt=ext, quality=cfg.quality,
+                                 shard_size=cfg.shard_size, class_names=cfg.class_names, command=cfg.command,
+                                 generator_version=gen_cls.version)
+    meta["seconds"] = 0.0  # generation wall time, summed over resumed runs
+    with ShardSet(cfg.out, meta, overwrite=cfg.overwrite, rank=cfg.rank, world_size=cfg.world_size) as shards:
+        def mine():  # (shard, samples) this rank writes, lazily
+            return ((s, count) for s, _, count in plan(cfg.n, cfg.shard_size, cfg.rank, cfg.world_size))
 
-    done, earlier_seconds = _existing_state(cfg, meta, mine())
-    meta["seconds"] = earlier_seconds
-    for shard, count in done.items():
-        manifest.record_shard(meta, shard_name(name, shard), count)
-    for tmp in out.glob(f".{name}-*.tar.tmp*"):  # leftovers of a killed run of this rank
-        number = tmp.name[len(name) + 2:].split(".", 1)[0]
-        if number.isdigit() and int(number) % cfg.world_size == cfg.rank:
-            tmp.unlink(missing_ok=True)
+        done = shards.resume(mine, total=cfg.n)
+        t0 = time.perf_counter()
+        counters = _render_into(shards, cfg, gen_cls, ext, done)
+        seconds = time.perf_counter() - t0
+        shards.finish(seconds, counters)
+        return shards.summary(seconds, counters)
 
+
+def _tasks(cfg: RunConfig, gen_cls, done: dict[int, int]):
+    """(shard, first index, count) per render call for the shards still to write, lazily and in order."""
     chunk = max(1, min(gen_cls.batch, cfg.shard_size, PIXELS_PER_TASK // (cfg.size[0] * cfg.size[1])))
+    for shard, start, count in plan(cfg.n, cfg.shard_size, cfg.rank, cfg.world_size):
+        if shard not in done:
+            yield from ((shard, start + o, min(chunk, count - o)) for o in range(0, count, chunk))
 
-    def tasks():  # (shard, first index, count) per render call, lazily and in order
-        for shard, start, count in mine():
-            if shard not in done:
-                yield from ((shard, start + o, min(chunk, count - o)) for o in range(0, count, chunk))
 
-    t0 = time.perf_counter()
+def _render_into(shards: ShardSet, cfg: RunConfig, gen_cls, ext: str, done: dict[int, int]) -> Counter:
+    """Render the shards not yet done into `shards`; returns the generator's counters."""
     counters: Counter = Counter()
-    written_bytes = 0
-    total = sum(c for _, _, c in mine()) - sum(done.values())
-    shards_written = 0
-    bar = tqdm(total=total, unit="img", desc=name, disable=not cfg.progress or total == 0, smoothing=0.1)
+    total = sum(count for _, _, count in plan(cfg.n, cfg.shard_size, cfg.rank, cfg.world_size)) - sum(done.values())
     init_args = (gen_cls.name, cfg.size, cfg.params, ext, cfg.quality, cfg.seed)
-    pool = None
-    current: ShardFile | None = None
+    with tqdm(total=total, unit="img", desc=shards.name, disable=not cfg.progress or total == 0,
+              smoothing=0.1) as bar, _rendered(init_args, _tasks(cfg, gen_cls, done), cfg.workers if total else 1) \
+            as results:
+        for (shard, _, _), (samples, chunk_counters) in zip(_tasks(cfg, gen_cls, done), results):
+            count = min(cfg.shard_size, cfg.n - shard * cfg.shard_size)
+            for sample in samples:
+                shards.add(shard, sample, count)
+            counters.update(chunk_counters)
+            bar.update(len(samples))
+    return counters
+
+
+@contextmanager
+def _rendered(init_args: tuple, tasks, workers: int):
+    """The rendered chunks of `tasks` in order: from a pool of spawned workers, or in this process."""
+    if workers == 1:
+        _init_worker(*init_args)
+        try:
+            yield (_render_chunk((start, count)) for _, start, count in tasks)
+        finally:
+            _close_worker()
+        return
     # the pool's feeder takes tasks only as results are used: a long plan never queues up in memory
-    slots, stopping = threading.Semaphore(4 * cfg.workers), threading.Event()
+    slots, stopping = threading.Semaphore(4 * workers), threading.Event()
 
     def fed():
-        for _, start, count in tasks():
+        for _, start, count in tasks:
             slots.acquire()
             if stopping.is_set():
                 return
             yield start, count
 
-    try:
-        if cfg.workers > 1 and total:
-            with _worker_threads(cfg.workers):
-                pool = mp.get_context("spawn").Pool(cfg.workers, initializer=_init_worker, initargs=init_args)
-            results = pool.imap(_render_chunk, fed())
-        else:
-            _init_worker(*init_args)
-            results = (_render_chunk((s, c)) for _, s, c in tasks())
-        for (shard, _, _), (samples, chunk_counters) in zip(tasks(), results):
+    def results():
+        for result in pool.imap(_render_chunk, fed()):
             slots.release()
-            if current is None:
-                current = ShardFile(out / shard_name(name, shard))
-            for sample in samples:
-                current.write_packed(sample)
-            counters.update(chunk_counters)
-            bar.update(len(samples))
-            if current.count == min(cfg.shard_size, cfg.n - shard * cfg.shard_size):
-                written_bytes += current.commit()
-                shards_written += 1
-                manifest.record_shard(meta, current.path.name, current.count)
-                current = None
-                manifest.write_json_atomic(manifest.manifest_path(out, name, cfg.rank, cfg.world_size), meta)
-    except OSError as err:
-        if current is not None:
-            current.abort()
-        raise KdgenError(f"writing {name} failed: {err.strerror or err}; free space or choose another --out "
-                         f"(complete shards are kept; rerun the same command to resume)") from None
-    except BaseException:
-        if current is not None:
-            current.abort()
-        raise
+            yield result
+
+    with _worker_threads(workers):
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=init_args)
+    try:
+        yield results()
     finally:
-        bar.close()
         stopping.set()
         slots.release()  # a feeder waiting for a slot sees `stopping` and ends
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        _close_worker()
-
-    seconds = time.perf_counter() - t0
-    meta["complete"] = True
-    meta["seconds"] = round(meta.get("seconds", 0.0) + seconds, 3)  # generation wall time, over resumed runs
-    if counters:
-        meta["counters"] = dict(sorted(counters.items()))
-    manifest.finish(out, meta, cfg.rank, cfg.world_size)
-    return {
-        "name": name,
-        "out": str(out),
-        "samples": total,
-        "skipped_existing": sum(done.values()),
-        "shards": shards_written,
-        "bytes": written_bytes,
-        "seconds": seconds,
-        "images_per_s": total / seconds if seconds > 0 else 0.0,
-        "counters": dict(counters),
-    }
+        pool.terminate()
+        pool.join()

@@ -1,4 +1,5 @@
-"""Shard writing: encode samples, write tar shards atomically (temporary name, then rename)."""
+"""The bytes of a shard: encode samples, pack them as tar members, write a shard atomically (temporary name,
+then rename). Datasets of many shards are kdgen.shardset's job."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kdgen.contract import shard_name, temp_path
+from kdgen.contract import sample_key, temp_path
 from kdgen.errors import KdgenError
 
 # Pillow format name and file extension for each --format.
@@ -69,10 +70,6 @@ def dump_json(obj) -> bytes:
     except TypeError:
         text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
     return text.encode()
-
-
-def sample_key(index: int) -> str:
-    return f"{index:09d}"
 
 
 def encode_sample(index: int, img: np.ndarray, meta: dict, ext: str, quality: int, cls: int | None = None) -> dict:
@@ -134,106 +131,3 @@ class ShardFile:
         except OSError:  # already failing (a full disk); the temporary file goes anyway
             pass
         self.tmp.unlink(missing_ok=True)
-
-
-class DatasetWriter:
-    """Write samples from any source (attack, curation, import) as a kdgen dataset.
-
-    Keys are assigned in order from `start`; shards of `shard_size` samples; the manifest is updated
-    as each shard completes (marked complete, with _info.json, when the writer closes cleanly).
-    With resume, a run of the same settings that was killed keeps its complete shards: the source
-    replays its samples in the same order, and those already in complete shards are counted, not
-    written again, so the result has the bytes of a run never interrupted.
-    """
-
-    def __init__(self, out_dir, name: str, generator: str, params: dict, size, seed: int = 0,
-                 shard_size: int = 1000, fmt: str = "png", quality: int = 95, class_names=None,
-                 overwrite: bool = False, command: str | None = None, resume: bool = False):
-        from kdgen import manifest
-
-        self.out = Path(out_dir)
-        self.name, self.shard_size, self.quality = name, shard_size, quality
-        self.ext = check_format(fmt)
-        self.created = manifest.prepare_output(self.out, name, overwrite)
-        self.meta = manifest.new_manifest(name=name, generator=generator, params=params, seed=seed,
-                                          size=size, fmt=self.ext, quality=quality, shard_size=shard_size,
-                                          class_names=class_names, command=command)
-        self.index = 0
-        self.current: ShardFile | None = None
-        self.resumed = self._resume() if resume else 0  # samples already in complete shards
-
-    def _resume(self) -> int:
-        from kdgen import manifest
-
-        old = manifest.load(manifest.manifest_path(self.out, self.name))
-        files = manifest.dataset_files(self.out, self.name)
-        if old is None:
-            if any(f.suffix == ".tar" for f in files):
-                raise KdgenError(f"{self.out} holds {self.name}-*.tar shards but no manifest; pass --overwrite "
-                                 f"or choose another name")
-            return 0
-        if old.get("complete", True):  # manifests written before per-shard updates carry no flag
-            raise KdgenError(f"dataset {self.out / self.name} already exists; pass --overwrite to replace it")
-        bad = manifest.conflicts(old, self.meta)
-        if bad:
-            raise KdgenError(f"dataset {self.out / self.name} was begun with other settings ({', '.join(bad)}); "
-                             f"rerun the same command to resume it, or pass --overwrite")
-        shard = 0
-        while True:  # the complete shards form a prefix: they are written in order
-            path = self.out / shard_name(self.name, shard)
-            count = old["shards"].get(path.name)
-            if count is None and path.exists():  # killed between the rename and the manifest update
-                count = manifest.count_members(path)
-            if count != self.shard_size or not path.exists():
-                break
-            manifest.record_shard(self.meta, path.name, count)
-            shard += 1
-        for f in files:  # partial or later shards and temporary files of the killed run are redone
-            if f.suffix != ".json" and f.name not in self.meta["shards"]:
-                f.unlink()
-        return shard * self.shard_size
-
-    def add(self, img: np.ndarray, meta: dict, cls: int | None = None) -> str:
-        key = sample_key(self.index)
-        if self.index < self.resumed:  # already in a complete shard of the interrupted run
-            self.index += 1
-            return key
-        if self.current is None:
-            shard = self.index // self.shard_size
-            self.current = ShardFile(self.out / shard_name(self.name, shard))
-        self.current.write(encode_sample(self.index, img, meta, self.ext, self.quality, cls))
-        self.index += 1
-        if self.current.count == self.shard_size:
-            self._finish_shard()
-        return key
-
-    def _finish_shard(self) -> None:
-        from kdgen import manifest
-
-        count = self.current.count
-        self.current.commit()
-        manifest.record_shard(self.meta, self.current.path.name, count)
-        self.current = None
-        self.meta["complete"] = False  # until close: a killed run resumes from here
-        manifest.write_json_atomic(manifest.manifest_path(self.out, self.name), self.meta)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        from kdgen import manifest
-
-        if exc_type is not None:
-            if self.current is not None:
-                self.current.abort()
-            if not self.meta["shards"]:
-                manifest.remove_empty_dirs(self.created)
-            return False
-        if self.index < self.resumed:
-            raise KdgenError(f"the sources now give {self.index} samples, fewer than the {self.resumed} already "
-                             f"written to {self.out / self.name}; pass --overwrite to start again")
-        if self.current is not None:
-            self._finish_shard()
-        self.meta["complete"] = True
-        manifest.finish(self.out, self.meta)
-        return False

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from kdgen.writer import DatasetWriter
+from kdgen.shardset import DatasetWriter
 from kdtrain.errors import KDError
 from kdtrain.quality.curate import curate
 from kdtrain.synth.attack import AttackConfig

@@ -4,6 +4,7 @@ quality commands that kdtrain.cli.quality registers. Flags are generated from Di
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -43,7 +44,7 @@ def teacher(**kw):
 
     if not kw["data"]:
         raise click.UsageError("--data is required (e.g. --data fashion-mnist)")
-    _report(train_teacher(DistillConfig(**kw), command=command_line()))
+    _report(_locked(train_teacher, DistillConfig(**kw)))
 
 
 @cli.command()
@@ -57,7 +58,17 @@ def distill(**kw):
     if not kw["teacher"]:
         raise click.UsageError("--teacher is required")
     kw["shards"] = list(kw["shards"])
-    _report(run(DistillConfig(**kw), command=command_line()))
+    _report(_locked(run, DistillConfig(**kw)))
+
+
+def _locked(run, cfg: DistillConfig) -> dict:
+    """`run(cfg)` holding its --out folder: a second run into the same folder at once is refused (the main
+    process of a DDP run holds the lock for all its ranks)."""
+    from kdgen.lock import hold_run_folder
+
+    cfg.validate()  # its one-line errors about --out come before the folder is made
+    with hold_run_folder(cfg.out, main=int(os.environ.get("RANK", "0")) == 0):
+        return run(cfg, command=command_line())
 
 
 def _report(summary: dict) -> None:

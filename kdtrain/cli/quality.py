@@ -120,10 +120,11 @@ def _skipped(problems) -> str:
     return f"; skipped {', '.join(parts)}" if parts else ""
 
 
-def _writer(out: Path, teacher, generator: str, params: dict, seed: int, o: dict, inputs):
+def _writer(out: Path, teacher, generator: str, version: int, params: dict, seed: int, o: dict, inputs):
+    """The resumable writer of a labelled set; `version`: its producer's algorithm version."""
     from kdgen import manifest
     from kdgen.clitools import command_line
-    from kdgen.writer import DatasetWriter
+    from kdgen.shardset import DatasetWriter
 
     folder, name = out.parent, out.name
     if not name or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
@@ -135,7 +136,8 @@ def _writer(out: Path, teacher, generator: str, params: dict, seed: int, o: dict
     # an unfinished dataset of the same settings resumes (complete shards kept); a finished one is refused
     return DatasetWriter(folder, name, generator=generator, params=params, size=(spec.width, spec.height), seed=seed,
                          shard_size=o["shard_size"], fmt=o["fmt"], class_names=list(teacher.class_names),
-                         overwrite=o["overwrite"], command=command_line(), resume=not o["overwrite"])
+                         overwrite=o["overwrite"], command=command_line(), resume=not o["overwrite"],
+                         generator_version=version)
 
 
 def _set_label(pattern: str) -> tuple[str, str]:
@@ -155,7 +157,7 @@ def attack_cmd(**o):
 
 
 def _attack_cmd(o):
-    from kdtrain.synth.attack import run_offline
+    from kdtrain.synth.attack import VERSION, run_offline
 
     cfg = _attack_config(o)
     files = _shard_files(o["patterns"])
@@ -163,7 +165,7 @@ def _attack_cmd(o):
     params = {"attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
               "sources": list(o["patterns"]), "teacher": str(o["teacher"])}
     start = time.perf_counter()
-    with _writer(o["out"], teacher, "attack", params, o["seed"], o, files) as w:
+    with _writer(o["out"], teacher, "attack", VERSION, params, o["seed"], o, files) as w:
         problems = _problems()
         stats = run_offline(teacher, _stream(files, teacher, o["batch_size"], o["limit"], problems), w, cfg,
                             o["seed"], o["limit"])
@@ -186,7 +188,7 @@ def _refine_cmd(o):
 
     from tqdm import tqdm
 
-    from kdtrain.synth.refine import RefineConfig, batchnorm_layers, run_offline
+    from kdtrain.synth.refine import VERSION, RefineConfig, batchnorm_layers, run_offline
 
     cfg = RefineConfig(**{f.name: o[f.name] for f in fields(RefineConfig)}).validate()
     files = _shard_files(o["patterns"])
@@ -195,7 +197,7 @@ def _refine_cmd(o):
     params = {"refine": asdict(cfg), "match_stats": o["match_stats"], "sources": list(o["patterns"]),
               "teacher": str(o["teacher"])}
     start = time.perf_counter()
-    with _writer(o["out"], teacher, "refine", params, o["seed"], o, files) as w, \
+    with _writer(o["out"], teacher, "refine", VERSION, params, o["seed"], o, files) as w, \
             tqdm(total=o["limit"], unit="img", disable=not o["progress"], desc="refine") as bar:
         problems = _problems()
         stats = run_offline(teacher, _stream(files, teacher, o["batch_size"], o["limit"], problems), w, cfg,
@@ -307,16 +309,17 @@ def curate_cmd(**o):
 
 
 def _curate_cmd(o):
-    from kdtrain.quality.curate import curate
+    from kdtrain.quality.curate import VERSION, curate
+    from kdtrain.synth.attack import VERSION as ATTACK_VERSION
 
     cfg = _attack_config(o) if o["fill_with_attack"] else None
     files = _shard_files(o["patterns"])
     teacher = _load(o)
     params = {"per_class": o["per_class"], "min_conf": o["min_conf"], "max_conf": o["max_conf"],
               "sources": list(o["patterns"]), "teacher": str(o["teacher"]),
-              "fill_with_attack": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()}
-              if cfg else None}
-    with _writer(o["out"], teacher, "curate", params, o["seed"], o, files) as w:
+              "fill_with_attack": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+                                   "version": ATTACK_VERSION} if cfg else None}
+    with _writer(o["out"], teacher, "curate", VERSION, params, o["seed"], o, files) as w:
         passes = []  # one Problems per pass over the pool; the first pass's counts are the summary's
 
         def pool():

@@ -15,6 +15,10 @@ import torch
 from kdtrain.errors import KDError
 from kdtrain.synth.attack import STAGES, AttackConfig, attack_batch, frozen, quantize, teacher_device, to_uint8
 
+# Curation's version, part of its sets' identity: bump it whenever the same pool, teacher, options and seed
+# would keep or write other samples (the attack's VERSION is recorded in the params where it fills classes).
+VERSION = 1
+
 
 @dataclass
 class CurateReport:

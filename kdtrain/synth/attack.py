@@ -22,6 +22,9 @@ from kdtrain.errors import KDError
 TARGET_MODES = ("uniform", "least-predicted", "proportional")
 # What one source image can yield, in order; codes in AttackResult.stage index this tuple.
 STAGES = ("pre", "post", "deep-pre", "deep-post")
+# The offline attack's version, part of its sets' identity (as a generator's): bump it whenever the same
+# sources, teacher, options and seed would write other images, so that resuming an older set is refused.
+VERSION = 1
 
 
 @dataclass(frozen=True)

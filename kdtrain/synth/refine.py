@@ -29,6 +29,9 @@ from kdtrain.synth.attack import check_schedule, choose_targets, frozen, replace
 from kdtrain.train.config import knob
 
 TARGETS = ("uniform", "least-predicted", "proportional")
+# The offline refinement's version, part of its sets' identity: bump it whenever the same inputs and seed
+# would write other images or labels. 1: the teacher's prediction of the stored image is the .cls.
+VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,9 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
             params = {"source": {"key": keys[i] if keys else None, "shard": urls[i] if urls else None},
                       "target": int(res.target[i]), "steps": cfg.steps, "teacher_pred": int(pred[i]),
                       "teacher_conf": round(float(conf[i]), 6), "bn_loss": round(res.bn_loss, 6)}
-            writer.add(img, {"generator": "refine", "index": writer.index, "seed": seed, "params": params})
+            # the prediction is also the sample's .cls (as attack's and curate's), the target readers need
+            writer.add(img, {"generator": "refine", "index": writer.index, "seed": seed, "params": params},
+                       cls=int(pred[i]))
         k = len(x)
         stats["sources"] += k
         stats["written"] += k

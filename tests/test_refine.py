@@ -96,7 +96,7 @@ def test_teachers_without_reachable_batchnorm_are_refused():
 def test_bad_options_refused():
     with pytest.raises(KDError, match="refine option"):
         parse_options("steps=3,colour=red")
-    with pytest.raises(KDError, match="adam or sign"):
+    with pytest.raises(KDError, match="choose one of adam, sign"):
         parse_options("optimizer=lbfgs")
     with pytest.raises(KDError, match="steps must be at least 1"):
         parse_options("steps=0")

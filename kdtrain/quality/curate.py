@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import torch
 
 from kdtrain.errors import KDError
-from kdtrain.synth.attack import STAGES, AttackConfig, attack_batch, frozen, quantize, teacher_device, to_uint8
+from kdtrain.synth.attack import STAGES, AttackConfig, attack_batch
+from kdtrain.synth.common import frozen, quantize, teacher_device, to_uint8
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from kdtrain.errors import KDError
-from kdtrain.synth.attack import teacher_device
+from kdtrain.synth.common import teacher_device
 
 # The metrics of one set, in table order: key, column header, format.
 COLUMNS = [

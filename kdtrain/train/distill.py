@@ -21,11 +21,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from kdgen.clitools import torchrun_rank
 from kdtrain.data.augment import MatchStats, build_preset, match_stats, mixup
 from kdtrain.data.datasets import LabelledSet, load_labelled
 from kdtrain.data.shards import check_shards, count_samples, decode_limit, expand_patterns
 from kdtrain.data.spec import InputSpec
 from kdtrain.data.stream import ShardSource, TensorSource, make_train_loader
+from kdtrain.device import resolve_device
 from kdtrain.errors import KDError
 from kdtrain.models import precision
 from kdtrain.models.registry import create_model
@@ -529,18 +531,8 @@ class Run:
 
 def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
     """Rank, world size and device; joins the process group when launched by torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and world > 1:
-        device = f"cuda:{local}"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise KDError(f"bad --device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KDError("--device cuda but CUDA is not available")
+    rank, local, world = torchrun_rank()
+    dev = resolve_device(device, local, world)
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

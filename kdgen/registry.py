@@ -6,10 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import ClassVar
 
-import click
 import numpy as np
-
-from kdgen.settings import Number
 
 GENERATORS: dict[str, type[Generator]] = {}
 
@@ -40,8 +37,9 @@ class Generator:
 
     name: ClassVar[str]
     help: ClassVar[str] = ""
-    # click options specific to this generator; their values arrive as keyword params. Declare them once
-    # as a dataclass of kdgen.settings knobs (`Options`) and generate them: [dataclass_options(Options)].
+    # options specific to this generator; their values arrive as keyword params. Declared once as a
+    # dataclass of kdgen.settings knobs (`Options`), from which the flags are generated:
+    # options = [dataclass_options(Options)].
     Options: ClassVar[type | None] = None
     options: ClassVar[list] = []
     # samples per render() call (one task for a worker); batching generators raise it.
@@ -88,10 +86,3 @@ class Generator:
         out, self.counters = self.counters, Counter()
         return out
 
-
-def option(*args, **kwargs):
-    """A click option for a generator's `options` list; a float option takes finite numbers only, as the
-    generated ones do (`kdgen.settings.Number`)."""
-    if kwargs.get("type") is float:
-        kwargs["type"] = Number(float)
-    return click.option(*args, **kwargs)

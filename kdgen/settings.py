@@ -32,9 +32,19 @@ def knob(default, help: str, **meta):
 SEED_MAX = 2**63 - 1  # numpy and torch both take any seed in 0..2**63-1
 
 
+class SeedRange(click.IntRange):
+    """0 <= seed < 2**63, as --help and the error name it (not as 19 digits)."""
+
+    def __init__(self):
+        super().__init__(0, SEED_MAX)
+
+    def _describe_range(self) -> str:
+        return "0<=x<2**63"
+
+
 def seed_knob(help: str, default: int = 0):
     """A seed field: one rule in every command (0 <= seed < 2**63), checked by click before any work."""
-    return knob(default, help, min=0, max=SEED_MAX)
+    return knob(default, help, min=0, max=SEED_MAX, type=SeedRange())
 
 
 def defaults(cls) -> dict:
@@ -145,7 +155,6 @@ def _option(cls, f, meta, default, name: str | None):
         kw["is_flag"] = True
         if "/" not in decl:
             kw["show_default"] = False
-        decl = decl.split(",")  # e.g. "--progress/--no-progress, /--quiet": an alias of one side
     elif "type" in meta:  # a click type of its own, e.g. kdgen's sizes
         decl, kw["type"], kw["default"] = flag, meta["type"], default
     elif origin is list and args[0] is float:  # e.g. --weights 0.7,0.3
@@ -168,7 +177,8 @@ def _option(cls, f, meta, default, name: str | None):
         decl, kw["default"] = flag, default
     else:
         decl, kw["type"], kw["default"] = flag, tp, default
-    return click.option(*([decl] if isinstance(decl, str) else decl), f.name, **kw)
+    # several names by commas: "-o,--output", or "--progress/--no-progress, /--quiet" (an alias of one side)
+    return click.option(*decl.split(","), f.name, **kw)
 
 
 def parse_key_values(text: str, cls, extra: dict | None = None, what: str = "option",

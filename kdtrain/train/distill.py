@@ -33,7 +33,7 @@ from kdtrain.models import precision
 from kdtrain.models.registry import create_model
 from kdtrain.models.teachers import Teacher, load_teacher, model_checkpoint, save_model
 from kdtrain.train import checkpoint
-from kdtrain.train.config import DistillConfig
+from kdtrain.train.config import OPTIMIZERS, DistillConfig
 from kdtrain.train.evaluate import Evaluator
 from kdtrain.train.logs import RunLog, write_json, write_yaml
 
@@ -219,7 +219,7 @@ def build_optimizer(cfg: DistillConfig, student: torch.nn.Module, total_steps: i
     elif cfg.optimizer == "adamw":
         opt = torch.optim.AdamW(groups, lr=cfg.lr)
     else:
-        raise KDError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
+        raise KDError(f"unknown optimizer {cfg.optimizer!r}; use {', '.join(OPTIMIZERS)}")
     warm = int(cfg.warmup * total_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, cosine_with_warmup(total_steps, warm, cfg.min_lr / cfg.lr if cfg.lr else 0.0))

@@ -177,6 +177,8 @@ def _option(cls, f, meta, default, name: str | None):
         decl, kw["default"] = flag, default
     else:
         decl, kw["type"], kw["default"] = flag, tp, default
+    if required:  # click takes an explicit default (even None) as given
+        kw.pop("default")
     # several names by commas: "-o,--output", or "--progress/--no-progress, /--quiet" (an alias of one side)
     return click.option(*decl.split(","), f.name, **kw)
 

@@ -189,8 +189,9 @@ def attack_cmd(**o):
     from kdtrain.synth.attack import run_offline
 
     cfg = config_of(AttackConfig, o)
+    device = teacher_flags.device(o)
     files = shard_files(o["shards"])
-    teacher = teacher_flags.load(o)
+    teacher = teacher_flags.load(o, device)
     found = problems()
     start = time.perf_counter()
     with open_writer(o, teacher, "attack", {"attack": jsonable(cfg)}, files) as w, \
@@ -210,8 +211,9 @@ def refine_cmd(**o):
     from kdtrain.synth.refine import batchnorm_layers, run_offline
 
     cfg = config_of(RefineConfig, o)
+    device = teacher_flags.device(o)
     files = shard_files(o["shards"])
-    teacher = teacher_flags.load(o)
+    teacher = teacher_flags.load(o, device)
     batchnorm_layers(teacher)  # refuse before anything is written
     params = {"refine": asdict(cfg), "match_stats": o["match_stats"]}
     found = problems()
@@ -237,8 +239,9 @@ def score_cmd(**o):
     sets = dict(set_label(p) for p in o["shards"])
     if len(sets) != len(o["shards"]):
         raise KDError(f"two --shards sets share a label ({', '.join(sets)}); name them as LABEL=PATTERN")
+    device = teacher_flags.device(o)
     files = {label: shard_files([pattern]) for label, pattern in sets.items()}
-    teacher = teacher_flags.load(o)
+    teacher = teacher_flags.load(o, device)
     real = eval_batches(o["eval"], teacher, o["batch_size"], o["limit"]) if o["eval"] else None
     scorers, rates, found = {}, {}, {}
     for label, fl in files.items():
@@ -291,8 +294,9 @@ def curate_cmd(**o):
     from kdtrain.quality.curate import curate
 
     cfg = config_of(AttackConfig, o) if o["fill_with_attack"] else None
+    device = teacher_flags.device(o)
     files = shard_files(o["shards"])
-    teacher = teacher_flags.load(o)
+    teacher = teacher_flags.load(o, device)
     params = {"per_class": o["per_class"], "min_conf": o["min_conf"], "max_conf": o["max_conf"],
               "fill_with_attack": jsonable(cfg) if cfg else None}
     passes = []  # one Problems per pass over the pool; the first pass's counts are the summary's

@@ -19,15 +19,19 @@ def teacher_options(fn):
     return dataclass_options(DistillConfig, only=TEACHER_FLAGS, required=("teacher",))(fn)
 
 
-def load(o: dict):
-    """The teacher named by a command's options (see teacher_options), on its `--device`, in the precision
-    of `--amp`, channels_last where it is an eager module (faster with oneDNN and cuDNN)."""
+def device(o: dict):
+    """The torch device of a command's `--device`, or a one-line error (before any file is read)."""
+    return resolve_device(o["device"])
+
+
+def load(o: dict, device):
+    """The teacher named by a command's options (see teacher_options), on `device`, in the precision of
+    `--amp`, channels_last where it is an eager module (faster with oneDNN and cuDNN)."""
     import torch
 
     from kdtrain.models import precision
     from kdtrain.models.teachers import load_teacher
 
-    device = resolve_device(o["device"])
     path = Path(o["teacher"])
     if not path.exists():
         raise KDError(f"--teacher {path}: no such file")

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from kdgen import manifest
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.registry import get_generator
 from kdgen.seeding import sample_seed
 from kdgen.writer import ShardFile, check_format, encode_sample, pack_sample, shard_name
@@ -52,30 +52,30 @@ PIXELS_PER_TASK = 1 << 24  # images rendered together are capped by this many pi
 
 
 def validate(cfg: RunConfig) -> str:
-    """Check the run's settings; returns the file extension. Raises KdgenError naming the fix."""
+    """Check the run's settings; returns the file extension. Raises UserError naming the fix."""
     if cfg.n <= 0:
-        raise KdgenError(f"--n must be a positive number of samples, got {cfg.n}")
+        raise UserError(f"--n must be a positive number of samples, got {cfg.n}")
     if cfg.n > MAX_SAMPLES:
-        raise KdgenError(f"--n {cfg.n} is more than a dataset holds ({MAX_SAMPLES:,} samples, 9-digit keys); "
+        raise UserError(f"--n {cfg.n} is more than a dataset holds ({MAX_SAMPLES:,} samples, 9-digit keys); "
                          f"split it into several datasets with --name and --seed")
     if min(cfg.size) <= 0:
-        raise KdgenError(f"--size must be positive (e.g. 32 or 64x48), got {cfg.size[0]}x{cfg.size[1]}")
+        raise UserError(f"--size must be positive (e.g. 32 or 64x48), got {cfg.size[0]}x{cfg.size[1]}")
     if cfg.size[0] * cfg.size[1] > MAX_PIXELS:
-        raise KdgenError(f"--size {cfg.size[0]}x{cfg.size[1]} is too large: at most {MAX_PIXELS:,} pixels per "
+        raise UserError(f"--size {cfg.size[0]}x{cfg.size[1]} is too large: at most {MAX_PIXELS:,} pixels per "
                          f"image (e.g. 4096x4096); choose a smaller --size")
     if cfg.shard_size <= 0:
-        raise KdgenError(f"--shard-size must be positive, got {cfg.shard_size}")
+        raise UserError(f"--shard-size must be positive, got {cfg.shard_size}")
     if -(-cfg.n // cfg.shard_size) > MAX_SHARDS:
-        raise KdgenError(f"--n {cfg.n} in shards of {cfg.shard_size} makes more than {MAX_SHARDS:,} shards "
+        raise UserError(f"--n {cfg.n} in shards of {cfg.shard_size} makes more than {MAX_SHARDS:,} shards "
                          f"(6-digit shard numbers); raise --shard-size")
     if cfg.seed < 0:
-        raise KdgenError(f"--seed must be a non-negative integer, got {cfg.seed}")
+        raise UserError(f"--seed must be a non-negative integer, got {cfg.seed}")
     if cfg.workers <= 0:
-        raise KdgenError(f"--workers must be at least 1, got {cfg.workers}")
+        raise UserError(f"--workers must be at least 1, got {cfg.workers}")
     if cfg.world_size <= 0 or not 0 <= cfg.rank < cfg.world_size:
-        raise KdgenError(f"--rank must be in 0..world_size-1, got rank {cfg.rank} of world size {cfg.world_size}")
+        raise UserError(f"--rank must be in 0..world_size-1, got rank {cfg.rank} of world size {cfg.world_size}")
     if "." in (cfg.name or "") or "/" in (cfg.name or ""):
-        raise KdgenError(f"--name {cfg.name!r} may not contain '.' or '/'; use letters, digits, '-' or '_'")
+        raise UserError(f"--name {cfg.name!r} may not contain '.' or '/'; use letters, digits, '-' or '_'")
     return check_format(cfg.fmt)
 
 
@@ -147,19 +147,19 @@ def _existing_state(cfg: RunConfig, meta: dict, mine: list) -> tuple[dict[int, i
         old = manifest.load(manifest.manifest_path(out, name))
     if old is None:
         if any((out / shard_name(name, shard)).exists() for shard, _, _ in mine):
-            raise KdgenError(f"{out} holds {name}-*.tar shards but no manifest; use --overwrite or another --name")
+            raise UserError(f"{out} holds {name}-*.tar shards but no manifest; use --overwrite or another --name")
         return {}, 0.0
     if old.get("generator_version") != meta["generator_version"]:
         was = old.get("generator_version") or "unrecorded (an older kdgen)"
-        raise KdgenError(f"dataset {name!r} in {out} was made by {meta['generator']} version {was}, this is version "
+        raise UserError(f"dataset {name!r} in {out} was made by {meta['generator']} version {was}, this is version "
                          f"{meta['generator_version']}, which draws other images; use --overwrite or a new --out")
     bad = manifest.conflicts(old, meta)
     if bad:
         details = "; ".join(f"{f}: existing {old.get(f)!r} vs now {meta.get(f)!r}" for f in bad)
-        raise KdgenError(f"dataset {name!r} in {out} was made with other settings ({details}); "
+        raise UserError(f"dataset {name!r} in {out} was made with other settings ({details}); "
                          f"rerun with the same settings, another --name, or --overwrite")
     if old.get("complete") and old["num_samples"] > cfg.n and cfg.world_size == 1:
-        raise KdgenError(f"dataset {name!r} already has {old['num_samples']} samples, more than --n {cfg.n}; "
+        raise UserError(f"dataset {name!r} already has {old['num_samples']} samples, more than --n {cfg.n}; "
                          f"use --overwrite to rewrite it smaller")
     done = {}
     for shard, _, count in mine:
@@ -191,7 +191,7 @@ def _generate(cfg: RunConfig, created: list[Path]) -> dict:
     try:
         gen = gen_cls(cfg.size, **cfg.params)
     except ValueError as err:
-        raise KdgenError(str(err)) from None
+        raise UserError(str(err)) from None
     name = cfg.name or gen_cls.name
     out = Path(cfg.out)
     created += manifest.prepare_output(out, name, cfg.overwrite)
@@ -263,7 +263,7 @@ def _generate(cfg: RunConfig, created: list[Path]) -> dict:
     except OSError as err:
         if current is not None:
             current.abort()
-        raise KdgenError(f"writing {name} failed: {err.strerror or err}; free space or choose another --out "
+        raise UserError(f"writing {name} failed: {err.strerror or err}; free space or choose another --out "
                          f"(complete shards are kept; rerun the same command to resume)") from None
     except BaseException:
         if current is not None:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from kdgen.contract import shard_name, temp_path
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 
 # Pillow format name and file extension for each --format.
 FORMATS = {"png": ("PNG", "png"), "jpg": ("JPEG", "jpg"), "jpeg": ("JPEG", "jpg"), "webp": ("WEBP", "webp")}
@@ -26,12 +26,12 @@ def check_format(fmt: str) -> str:
     """Return the canonical extension for --format, or raise a one-line error."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise KdgenError(f"--format {fmt!r} is not supported; use one of png, jpg, webp")
+        raise UserError(f"--format {fmt!r} is not supported; use one of png, jpg, webp")
     pil_name, ext = FORMATS[fmt]
     try:  # Pillow may be built without a codec (webp most often)
         Image.new("RGB", (2, 2)).save(io.BytesIO(), format=pil_name)
     except (KeyError, OSError) as err:
-        raise KdgenError(f"--format {fmt}: this Pillow cannot write it ({err}); use --format png") from None
+        raise UserError(f"--format {fmt}: this Pillow cannot write it ({err}); use --format png") from None
     return ext
 
 
@@ -169,14 +169,14 @@ class DatasetWriter:
         files = manifest.dataset_files(self.out, self.name)
         if old is None:
             if any(f.suffix == ".tar" for f in files):
-                raise KdgenError(f"{self.out} holds {self.name}-*.tar shards but no manifest; pass --overwrite "
+                raise UserError(f"{self.out} holds {self.name}-*.tar shards but no manifest; pass --overwrite "
                                  f"or choose another name")
             return 0
         if old.get("complete", True):  # manifests written before per-shard updates carry no flag
-            raise KdgenError(f"dataset {self.out / self.name} already exists; pass --overwrite to replace it")
+            raise UserError(f"dataset {self.out / self.name} already exists; pass --overwrite to replace it")
         bad = manifest.conflicts(old, self.meta)
         if bad:
-            raise KdgenError(f"dataset {self.out / self.name} was begun with other settings ({', '.join(bad)}); "
+            raise UserError(f"dataset {self.out / self.name} was begun with other settings ({', '.join(bad)}); "
                              f"rerun the same command to resume it, or pass --overwrite")
         shard = 0
         while True:  # the complete shards form a prefix: they are written in order
@@ -230,7 +230,7 @@ class DatasetWriter:
                 manifest.remove_empty_dirs(self.created)
             return False
         if self.index < self.resumed:
-            raise KdgenError(f"the sources now give {self.index} samples, fewer than the {self.resumed} already "
+            raise UserError(f"the sources now give {self.index} samples, fewer than the {self.resumed} already "
                              f"written to {self.out / self.name}; pass --overwrite to start again")
         if self.current is not None:
             self._finish_shard()

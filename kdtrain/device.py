@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 NAMES = "auto, cpu, cuda or cuda:N"
 
@@ -21,11 +21,11 @@ def resolve_device(name: str, local_rank: int = 0, world: int = 1) -> torch.devi
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise KDError(f"--device {name!r} is not a device; use {NAMES}") from None
+        raise UserError(f"--device {name!r} is not a device; use {NAMES}") from None
     if dev.type not in ("cpu", "cuda"):
-        raise KDError(f"--device {name!r}: kdtrain runs on cpu or cuda; use {NAMES}")
+        raise UserError(f"--device {name!r}: kdtrain runs on cpu or cuda; use {NAMES}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KDError(f"--device {name}: no CUDA device is available here; use --device cpu")
+        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise KDError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev

@@ -82,13 +82,13 @@ def test_an_unknown_device_is_one_clean_line_everywhere(world, cmd):
 
 def test_missing_cuda_is_named_with_its_fix():
     from kdtrain.device import resolve_device
-    from kdtrain.errors import KDError
+    from kdtrain.errors import UserError
 
     assert resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(KDError, match="no CUDA device is available here; use --device cpu"):
+        with pytest.raises(UserError, match="no CUDA device is available here; use --device cpu"):
             resolve_device("cuda:0")
-    with pytest.raises(KDError, match="kdtrain runs on cpu or cuda"):
+    with pytest.raises(UserError, match="kdtrain runs on cpu or cuda"):
         resolve_device("meta")
 
 
@@ -150,3 +150,12 @@ def test_required_flags_are_required(tmp_path, cmd, flag):
     args = [str(a) for k, v in given.items() if k != flag for a in (k, v)]
     assert_one_line_error(CliRunner().invoke(kdtrain_cli, [cmd, *args]), f"Missing option '{flag}'")
     assert not list(tmp_path.iterdir())
+
+
+def test_one_name_for_the_user_error():
+    from kdgen import errors as kdgen_errors
+    from kdtrain import errors as kdtrain_errors
+
+    assert not hasattr(kdgen_errors, "KdgenError") and not hasattr(kdtrain_errors, "KDError")
+    assert kdtrain_errors.UserError.__name__ == kdgen_errors.UserError.__name__ == "UserError"
+    assert issubclass(kdtrain_errors.UserError, (kdgen_errors.UserError, ValueError))

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from kdtrain.cli.main import cli
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models import precision
 from kdtrain.models.teachers import load_teacher
 from kdtrain.train.config import DistillConfig
@@ -47,13 +47,13 @@ def test_auto_picks_bf16_where_native_and_float32_elsewhere(native_bf16):
 def test_auto_is_float32_and_forced_bf16_refused_without_bf16_units(no_bf16):
     assert precision.resolve("auto", "cpu") is None
     assert precision.describe(None, "cpu") == "float32"
-    with pytest.raises(KDError, match="no native bf16 units"):
+    with pytest.raises(UserError, match="no native bf16 units"):
         precision.resolve("bf16", "cpu")
 
 
 @pytest.mark.parametrize("amp,match", [("fp8", "not one of"), ("fp16", "CUDA only")])
 def test_bad_choices_refused(amp, match):
-    with pytest.raises(KDError, match=match):
+    with pytest.raises(UserError, match=match):
         precision.resolve(amp, "cpu")
 
 

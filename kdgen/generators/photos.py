@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.registry import Generator, register
 from kdgen.settings import dataclass_options, knob
 
@@ -42,7 +42,7 @@ def photo_folder() -> Path:
     """scikit-image's bundled data folder, located without importing scikit-image."""
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise KdgenError(f"kdgen photos needs scikit-image's bundled photos: pip install -e '.[{EXTRA}]' "
+        raise UserError(f"kdgen photos needs scikit-image's bundled photos: pip install -e '.[{EXTRA}]' "
                          f"(or pip install scikit-image)")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
@@ -103,7 +103,7 @@ class Photos(Generator):
         self.folder = photo_folder()
         missing = [p for p in chosen if not (self.folder / p).is_file()]
         if missing:
-            raise KdgenError(f"scikit-image in {self.folder.parent} lacks the photos {', '.join(missing)}; "
+            raise UserError(f"scikit-image in {self.folder.parent} lacks the photos {', '.join(missing)}; "
                              f"pip install -e '.[{EXTRA}]' for a scikit-image that bundles them")
         self.files = chosen
         # the photos' bytes are part of the dataset's identity: a resumed run must crop the same photos

@@ -21,7 +21,7 @@ import click
 from kdgen.settings import dataclass_options, knob, seed_knob
 from kdgen.writer import FORMATS
 from kdtrain.cli import teacher_flags
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.synth.attack import AttackConfig
 from kdtrain.synth.refine import RefineConfig
 
@@ -97,10 +97,10 @@ def open_writer(o: dict, teacher, generator: str, params: dict, inputs):
     out = o["out"]
     folder, name = out.parent, out.name
     if not name or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise KDError(f"--out {out}: the last part names the dataset and takes letters, digits, - and _ only")
+        raise UserError(f"--out {out}: the last part names the dataset and takes letters, digits, - and _ only")
     existing = manifest.dataset_files(folder, name)
     if {Path(f).resolve() for f in inputs} & {p.resolve() for p in existing}:
-        raise KDError(f"--out {out} would overwrite the input shards; choose another name")
+        raise UserError(f"--out {out} would overwrite the input shards; choose another name")
     spec = teacher.spec
     params = {**params, "sources": list(o["shards"]), "teacher": str(o["teacher"])}
     return DatasetWriter(folder, name, generator=generator, params=params, size=(spec.width, spec.height),
@@ -173,7 +173,7 @@ def eval_batches(name: str, teacher, batch_size: int, limit: int | None):
 
     real = load_labelled(name, train=False)
     if real.num_classes != teacher.num_classes:
-        raise KDError(f"--eval {name} has {real.num_classes} classes but the teacher has {teacher.num_classes}")
+        raise UserError(f"--eval {name} has {real.num_classes} classes but the teacher has {teacher.num_classes}")
     return ({"images": x.float().div(255), "labels": y}
             for x, y in labelled_batches(real.dataset, teacher.spec, batch_size, limit))
 
@@ -199,7 +199,7 @@ def attack_cmd(**o):
         stats = run_offline(teacher, stream(files, teacher, o, found), w, cfg, o["seed"], o["limit"],
                             progress=bar.update)
         if stats["sources"] == 0:  # inside the writer, so no empty dataset is left behind
-            raise KDError("no samples to attack: the shards matched hold no images")
+            raise UserError("no samples to attack: the shards matched hold no images")
     secs = time.perf_counter() - start
     click.echo(f"{o['out']}: {stats['written']} samples from {stats['sources']} sources "
                f"({stats['crossed']} crossed), {stats['sources'] / secs:.1f} sources/s{skipped(found)}")
@@ -222,7 +222,7 @@ def refine_cmd(**o):
         stats = run_offline(teacher, stream(files, teacher, o, found), w, cfg, o["seed"], o["limit"],
                             o["match_stats"], progress=bar.update)
         if stats["sources"] == 0:
-            raise KDError("no samples to refine: the shards matched hold no images")
+            raise UserError("no samples to refine: the shards matched hold no images")
     secs = time.perf_counter() - start
     click.echo(f"{o['out']}: {stats['written']} refined images, {stats['sources'] / secs:.1f} images/s; "
                f"{stats['reached_target']} reached their target; mean teacher confidence {stats['confidence']:.3f}; "
@@ -238,7 +238,7 @@ def score_cmd(**o):
     check_out_folder(o["out"])  # before the work, not after it
     sets = dict(set_label(p) for p in o["shards"])
     if len(sets) != len(o["shards"]):
-        raise KDError(f"two --shards sets share a label ({', '.join(sets)}); name them as LABEL=PATTERN")
+        raise UserError(f"two --shards sets share a label ({', '.join(sets)}); name them as LABEL=PATTERN")
     device = teacher_flags.device(o)
     files = {label: shard_files([pattern]) for label, pattern in sets.items()}
     teacher = teacher_flags.load(o, device)
@@ -309,7 +309,7 @@ def curate_cmd(**o):
         rep = curate(teacher, pool, w, o["per_class"], o["min_conf"], o["max_conf"], o["limit"],
                      o["fill_with_attack"], cfg, o["seed"])
         if rep.seen == 0:
-            raise KDError("no samples to curate: the shards matched hold no images")
+            raise UserError("no samples to curate: the shards matched hold no images")
     click.echo(f"{o['out']}: {rep.summary()}{skipped(passes[0]) if passes else ''}")
 
 

@@ -29,13 +29,13 @@ class ReportOptions:
 
 def report_cmd(runs: Path, data: Path, out: Path, config: Path | None, title: str | None, notes: Path | None) -> None:
     """Write the results report (table, figures, targets, commands) of a set of runs."""
-    from kdtrain.errors import KDError
+    from kdtrain.errors import UserError
     from kdtrain.report.config import load_config
     from kdtrain.report.document import write_report
     from kdtrain.train.config import check_out_folder
 
     if notes is not None and not notes.exists():
-        raise KDError(f"--notes {notes}: no such file")
+        raise UserError(f"--notes {notes}: no such file")
     conf = load_config(config)  # checked before anything is written
     check_out_folder(out.parent, "--out's folder")
     click.echo(write_report(runs, data, out, title, notes, conf))

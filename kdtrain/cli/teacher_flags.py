@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kdgen.settings import dataclass_options
 from kdtrain.device import resolve_device
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.train.config import DistillConfig
 
 TEACHER_FLAGS = ("teacher", "teacher_arch", "teacher_spec", "device", "amp")
@@ -34,7 +34,7 @@ def load(o: dict, device):
 
     path = Path(o["teacher"])
     if not path.exists():
-        raise KDError(f"--teacher {path}: no such file")
+        raise UserError(f"--teacher {path}: no such file")
     dtype = precision.resolve(o["amp"], device)
     teacher = load_teacher(path, device, arch=o.get("teacher_arch"), spec=o.get("teacher_spec"))
     if isinstance(teacher.model, torch.nn.Module) and not isinstance(teacher.model, torch.jit.ScriptModule):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from kdgen.settings import knob
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.synth.common import (
     TARGET_MODES,
     OnlineHook,
@@ -52,20 +52,20 @@ class AttackConfig:
 
     def validate(self) -> AttackConfig:
         if not 0 < self.eps <= 1:
-            raise KDError(f"attack eps must be in (0, 1] (pixel units), got {self.eps}")
+            raise UserError(f"attack eps must be in (0, 1] (pixel units), got {self.eps}")
         if not 0 < self.step <= self.eps:
-            raise KDError(f"attack step must be in (0, eps={self.eps:.4g}], got {self.step}")
+            raise UserError(f"attack step must be in (0, eps={self.eps:.4g}], got {self.step}")
         if self.max_steps < 1 or self.deeper_steps < 0:
-            raise KDError("attack max_steps must be >= 1 and deeper_steps >= 0")
+            raise UserError("attack max_steps must be >= 1 and deeper_steps >= 0")
         if self.target not in TARGET_MODES:
-            raise KDError(f"unknown target mode {self.target!r}; choose one of {', '.join(TARGET_MODES)}")
+            raise UserError(f"unknown target mode {self.target!r}; choose one of {', '.join(TARGET_MODES)}")
         if not 0 < self.confidence <= 1:
-            raise KDError(f"attack confidence threshold must be in (0, 1], got {self.confidence}")
+            raise UserError(f"attack confidence threshold must be in (0, 1], got {self.confidence}")
         if self.deeper_steps == 0 and all(s.startswith("deep") for s in self.stages):
-            raise KDError("attack stages keep only deeper samples but deeper_steps is 0")
+            raise UserError("attack stages keep only deeper samples but deeper_steps is 0")
         bad = [s for s in self.stages if s not in STAGES]
         if bad or not self.stages:
-            raise KDError(f"attack stages must be a non-empty subset of {', '.join(STAGES)}, got {self.stages}")
+            raise UserError(f"attack stages must be a non-empty subset of {', '.join(STAGES)}, got {self.stages}")
         return self
 
 

@@ -16,7 +16,7 @@ import torch
 
 from kdgen.clitools import torchrun_rank
 from kdgen.settings import parse_key_values
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 TARGET_MODES = ("uniform", "least-predicted", "proportional")
 ONLINE = {"fraction": float, "every": int}  # an online hook's own keys; the others are its config's fields
@@ -71,7 +71,7 @@ def choose_targets(
     """
     n, c = probs.shape
     if c < 2:
-        raise KDError("the attack needs a teacher with at least 2 classes")
+        raise UserError("the attack needs a teacher with at least 2 classes")
     probs = probs.detach().float().cpu()
     top = probs.argmax(1)
     others = torch.ones(n, c)
@@ -93,7 +93,7 @@ def choose_targets(
             load[out[i]] += 1
         return out
     else:
-        raise KDError(f"unknown target mode {mode!r}; choose one of {', '.join(TARGET_MODES)}")
+        raise UserError(f"unknown target mode {mode!r}; choose one of {', '.join(TARGET_MODES)}")
     return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
@@ -111,9 +111,9 @@ def top1(teacher, x: torch.Tensor, batch: int = 512) -> tuple[torch.Tensor, torc
 def check_schedule(hook: str, fraction: float, every: int) -> None:
     """An online hook's share of each batch (fraction) and its period in steps (every), or a one-line error."""
     if not 0 < fraction <= 1:
-        raise KDError(f"online {hook} fraction must be in (0, 1], got {fraction}")
+        raise UserError(f"online {hook} fraction must be in (0, 1], got {fraction}")
     if every < 1:
-        raise KDError(f"online {hook} every must be >= 1, got {every}")
+        raise UserError(f"online {hook} every must be >= 1, got {every}")
 
 
 def replace_rows(batch, rows: torch.Tensor, new_rows: torch.Tensor):
@@ -192,7 +192,7 @@ def hook_text(config, field: str) -> str | None:
 def parse_online(text: str, cls, what: str) -> tuple[dict, object]:
     """`on` or `key=value,...` (fields of `cls` plus fraction/every; - or _ alike) -> (schedule, config),
     or a one-line error naming the bad key."""
-    given, online = parse_key_values(text, cls, ONLINE, what=what, error=KDError)
+    given, online = parse_key_values(text, cls, ONLINE, what=what, error=UserError)
     return online, replace(cls(), **given).validate()
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdgen.settings import knob
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.synth.common import (
     TARGET_MODES,
     OnlineHook,
@@ -52,17 +52,17 @@ class RefineConfig:
 
     def validate(self) -> RefineConfig:
         if self.steps < 1:
-            raise KDError(f"refine steps must be at least 1, got {self.steps}")
+            raise UserError(f"refine steps must be at least 1, got {self.steps}")
         if not self.lr > 0:
-            raise KDError(f"refine lr must be positive, got {self.lr}")
+            raise UserError(f"refine lr must be positive, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
-            raise KDError(f"refine optimizer {self.optimizer!r}: use adam or sign")
+            raise UserError(f"refine optimizer {self.optimizer!r}: use adam or sign")
         if self.target not in TARGET_MODES:
-            raise KDError(f"refine target {self.target!r}: use one of {', '.join(TARGET_MODES)}")
+            raise UserError(f"refine target {self.target!r}: use one of {', '.join(TARGET_MODES)}")
         for f in ("ce_weight", "bn_weight", "tv_weight", "l2_weight"):
             v = getattr(self, f)
             if not (v >= 0 and np.isfinite(v)):
-                raise KDError(f"refine {f.replace('_', '-')} must be a finite number >= 0, got {v}")
+                raise UserError(f"refine {f.replace('_', '-')} must be a finite number >= 0, got {v}")
         return self
 
 
@@ -84,7 +84,7 @@ def batchnorm_layers(teacher) -> list[nn.modules.batchnorm._BatchNorm]:
               and m.track_running_stats and m.running_mean is not None] if eager else []
     if not layers:
         kind = "this teacher has no BatchNorm layers" if eager else "a TorchScript or .pt2 teacher hides its layers"
-        raise KDError(f"refinement matches the teacher's BatchNorm statistics, but {kind}; it needs an eager "
+        raise UserError(f"refinement matches the teacher's BatchNorm statistics, but {kind}; it needs an eager "
                       "model with BatchNorm (a kdtrain checkpoint, or a state_dict with --teacher-arch)")
     return layers
 

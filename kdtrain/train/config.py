@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kdgen.settings import knob, seed_knob  # a field with its help: the CLI flags are generated from these
 from kdtrain.data.augment import PRESETS
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models.precision import CHOICES as AMP_CHOICES
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -112,7 +112,7 @@ class DistillConfig:
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise KDError(f"unknown config fields: {', '.join(sorted(unknown))}")
+            raise UserError(f"unknown config fields: {', '.join(sorted(unknown))}")
         return cls(**d)
 
     def validate(self) -> None:
@@ -120,7 +120,7 @@ class DistillConfig:
         no model, a NaN loss): one line naming the flag, before anything is loaded or written."""
         def need(ok: bool, flag: str, rule: str) -> None:
             if not ok:
-                raise KDError(f"--{flag} must be {rule}, got {getattr(self, flag.replace('-', '_'))}")
+                raise UserError(f"--{flag} must be {rule}, got {getattr(self, flag.replace('-', '_'))}")
 
         def finite(v) -> bool:
             return isinstance(v, (int, float)) and math.isfinite(v)
@@ -182,11 +182,12 @@ def check_out_folder(path, flag: str = "--out") -> None:
     under a read-only tree such as /proc. Probes with a temporary folder that it removes again."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise KDError(f"{flag} {path} is a file, not a folder; choose another {flag}")
+        raise UserError(f"{flag} {path} is a file, not a folder; choose another {flag}")
     base = next((p for p in (path, *path.parents) if p.exists()), Path("."))
     if not base.is_dir():
-        raise KDError(f"{flag} {path}: {base} is a file, not a folder; choose another {flag}")
+        raise UserError(f"{flag} {path}: {base} is a file, not a folder; choose another {flag}")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".kdtrain-probe-", dir=base))
     except OSError as e:
-        raise KDError(f"{flag} {path}: cannot write in {base} ({e.strerror or e}); choose a writable folder") from None
+        reason = e.strerror or e
+        raise UserError(f"{flag} {path}: cannot write in {base} ({reason}); choose a writable folder") from None

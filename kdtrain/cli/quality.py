@@ -35,7 +35,7 @@ class ShardInput:
     limit: int | None = knob(None, "Use at most N samples [default: all].", flag="--n", min=1)
     batch_size: int = knob(256, "Images per teacher batch.", min=1)
     seed: int = seed_knob("Seed of every random choice.")
-    progress: bool = knob(True, "Show a progress bar (images/s and time left).")
+    progress: bool = knob(True, "Show a progress bar on a terminal (images/s and time left).")
 
 
 @dataclass

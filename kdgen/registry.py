@@ -8,6 +8,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from kdgen.settings import dataclass_options
+
 GENERATORS: dict[str, type[Generator]] = {}
 
 
@@ -38,8 +40,7 @@ class Generator:
     name: ClassVar[str]
     help: ClassVar[str] = ""
     # options specific to this generator; their values arrive as keyword params. Declared once as a
-    # dataclass of kdgen.settings knobs (`Options`), from which the flags are generated:
-    # options = [dataclass_options(Options)].
+    # dataclass of kdgen.settings knobs (`Options`), from which its flags (`options`) are generated.
     Options: ClassVar[type | None] = None
     options: ClassVar[list] = []
     # samples per render() call (one task for a worker); batching generators raise it.
@@ -48,6 +49,11 @@ class Generator:
     # draw different images (tests/test_generators.py pins a shard per generator), so that resuming
     # or extending a dataset never mixes old and new images.
     version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("Options") is not None:
+            cls.options = [dataclass_options(cls.Options)]
 
     def __init__(self, size: tuple[int, int], **params):
         self.width, self.height = size

@@ -24,7 +24,7 @@ from PIL import Image
 
 from kdgen.errors import UserError
 from kdgen.registry import Generator, register
-from kdgen.settings import dataclass_options, knob
+from kdgen.settings import knob
 
 # The natural photographs in scikit-image's wheel (checked in scikit-image 0.26.0's wheel). Left out:
 # drawn or synthetic images (chessboards, colour wheel, logo, phantom, horse silhouette, motion-blur
@@ -79,7 +79,6 @@ class Photos(Generator):
             "coffee, a rocket, gravel, the moon and more): the paper's real out-of-domain surrogate. Needs the "
             "'photos' extra (pip install -e '.[photos]').")
     Options = PhotosOptions
-    options = [dataclass_options(Options)]
 
     def __init__(self, size, **params):
         super().__init__(size)

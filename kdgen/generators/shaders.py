@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kdgen.errors import UserError
 from kdgen.registry import Generator, register
-from kdgen.settings import dataclass_options, defaults, knob
+from kdgen.settings import defaults, knob
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ class Shaders(Generator):
     batch = 1000  # samples per render() call: more frames of one program per atlas draw
     DEFAULTS = defaults(ShadersOptions)
     Options = ShadersOptions
-    options = [dataclass_options(Options)]
 
     def __init__(self, size, **params):
         params = {**self.DEFAULTS, **params}

@@ -15,18 +15,8 @@ import torch.nn.functional as F
 
 from kdgen.settings import knob
 from kdtrain.errors import UserError
-from kdtrain.synth.common import (
-    TARGET_MODES,
-    OnlineHook,
-    choose_targets,
-    frozen,
-    hook_from_config,
-    parse_online,
-    replace_rows,
-    run_offline_step,
-    teacher_device,
-    top1,
-)
+from kdtrain.synth import common
+from kdtrain.synth.common import TARGET_MODES, choose_targets, frozen, teacher_device, top1
 
 # What one source image can yield, in order; codes in AttackResult.stage index this tuple.
 STAGES = ("pre", "post", "deep-pre", "deep-post")
@@ -240,7 +230,7 @@ def attack_batch(
     )
 
 
-class OnlineAttack(OnlineHook):
+class OnlineAttack(common.OnlineHook):
     """Distillation batch hook: replace part of a batch with attacked samples before the teacher labels it.
 
     Called as hook(batch, step) with batch a N,C,H,W tensor in [0, 1] or the trainer's dict holding
@@ -286,21 +276,21 @@ class OnlineAttack(OnlineHook):
         self.stats["batches"] += 1
         self.stats["sources"] += n_src
         self.stats["replaced"] += m
-        return replace_rows(batch, dest, res.images[pick])
+        return common.replace_rows(batch, dest, res.images[pick])
 
 
 # Settings of the online hook in the trainer's config (DistillConfig): `adv` switches it on ("on", or
 # "key=value,..." as online_from_string takes); optional `adv_<key>` fields override single keys.
 def make_batch_hook(config, teacher):
     """The trainer's hook factory: an OnlineAttack when config.adv is set, else None."""
-    return hook_from_config(config, "adv", teacher, AttackConfig, OnlineAttack)
+    return common.hook_from_config(config, "adv", teacher, AttackConfig, OnlineAttack)
 
 
 def online_from_string(teacher, text: str, seed: int = 0, rank: int = 0) -> OnlineAttack:
     """OnlineAttack from a compact option string, for a single CLI flag such as distill's --adv:
     `on` (defaults) or `fraction=0.5,every=4,eps=64/255,step=8/255,max-steps=10,target=uniform,...`
     (keys: fraction, every and AttackConfig's fields, - or _ alike; stages joined by +). Later keys win."""
-    online, cfg = parse_online(text, AttackConfig, OnlineAttack.name)
+    online, cfg = common.parse_online(text, AttackConfig, OnlineAttack.name)
     return OnlineAttack(teacher, cfg, seed=seed, rank=rank, **online)
 
 
@@ -321,5 +311,5 @@ def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limi
                   for i in range(len(res))]
         return res.images, res.source, params, None
 
-    stats = run_offline_step(teacher, batches, writer, step, seed, limit, "attack", progress=progress)
+    stats = common.run_offline_step(teacher, batches, writer, step, seed, limit, "attack", progress=progress)
     return {**stats, "crossed": crossed[0]}

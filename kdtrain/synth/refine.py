@@ -24,17 +24,8 @@ from torch import nn
 
 from kdgen.settings import knob
 from kdtrain.errors import UserError
-from kdtrain.synth.common import (
-    TARGET_MODES,
-    OnlineHook,
-    choose_targets,
-    frozen,
-    hook_from_config,
-    parse_online,
-    quantize,
-    replace_rows,
-    run_offline_step,
-)
+from kdtrain.synth import common
+from kdtrain.synth.common import TARGET_MODES, choose_targets, frozen
 
 OPTIMIZERS = ("adam", "sign")
 
@@ -165,7 +156,7 @@ def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.G
     return RefineResult(out, targets, pred, conf, bn_end, bn_start)
 
 
-class OnlineRefine(OnlineHook):
+class OnlineRefine(common.OnlineHook):
     """Distillation batch hook: refine part of every `every`-th batch before the teacher labels it.
 
     `fraction` of the rows (random, from (seed, step, rank)) are refined together, so the statistics
@@ -187,17 +178,17 @@ class OnlineRefine(OnlineHook):
         res = refine_batch(self.teacher, images[rows], self.cfg, gen, self.counts)
         if self.cfg.target == "least-predicted":
             self.counts += torch.bincount(res.pred.cpu(), minlength=len(self.counts))
-        return replace_rows(batch, rows, res.images)
+        return common.replace_rows(batch, rows, res.images)
 
 
 def parse_options(text: str) -> tuple[dict, RefineConfig]:
     """`on` or `key=value,...` (RefineConfig fields and fraction/every; - or _ alike) -> (online, config)."""
-    return parse_online(text, RefineConfig, OnlineRefine.name)
+    return common.parse_online(text, RefineConfig, OnlineRefine.name)
 
 
 def make_refine_hook(config, teacher):
     """OnlineRefine from the trainer's config (`refine` field), or None when it is off."""
-    return hook_from_config(config, "refine", teacher, RefineConfig, OnlineRefine)
+    return common.hook_from_config(config, "refine", teacher, RefineConfig, OnlineRefine)
 
 
 def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limit: int | None = None,
@@ -215,7 +206,7 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
 
     def step(x, gen, counts):
         if match_stats:
-            x = quantize(rescale(x.float(), teacher.spec.mean, teacher.spec.std))
+            x = common.quantize(rescale(x.float(), teacher.spec.mean, teacher.spec.std))
         res = refine_batch(teacher, x, cfg, gen, counts)
         own["bn_loss_start"] += res.bn_loss_start * len(x)
         own["bn_loss_end"] += res.bn_loss * len(x)
@@ -227,7 +218,7 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
         params = [{"target": int(t), "steps": cfg.steps, "bn_loss": round(res.bn_loss, 6)} for t in res.target]
         return res.images, torch.arange(len(x)), params, tally
 
-    stats = run_offline_step(teacher, batches, writer, step, seed, limit, "refine", labelled=False,
+    stats = common.run_offline_step(teacher, batches, writer, step, seed, limit, "refine", labelled=False,
                              progress=progress)
     n = max(1, stats["sources"])
     for key in ("bn_loss_start", "bn_loss_end", "confidence"):

@@ -159,3 +159,16 @@ def test_one_name_for_the_user_error():
     assert not hasattr(kdgen_errors, "KdgenError") and not hasattr(kdtrain_errors, "KDError")
     assert kdtrain_errors.UserError.__name__ == kdgen_errors.UserError.__name__ == "UserError"
     assert issubclass(kdtrain_errors.UserError, (kdgen_errors.UserError, ValueError))
+
+
+def test_the_largest_seed_runs_in_every_kdtrain_command(world):
+    """The top of the seed rule (2**63 - 1) is a seed every random stream takes, not an overflow later."""
+    d, big = world / "data", 2**63 - 1
+    common = ["--teacher", world / "t.pt", "--shards", f"{d}/pool-*.tar", "--seed", big]
+    runs = {"distill": ["--out", world / "run", "--steps", 1, "--batch-size", 4, "--workers", 0, "--eval", "none",
+                        "--no-progress", "--no-tensorboard", "--adv", "every=1", "--refine", "fraction=0.5"],
+            "attack": ["--out", d / "adv", "--max-steps", 1], "refine": ["--out", d / "ref", "--steps", 1],
+            "score": ["--out", world / "sc"], "curate": ["--out", d / "cur", "--per-class", 1]}
+    for cmd, extra in runs.items():
+        res = kdtrain(cmd, *common, *extra)
+        assert res.exit_code == 0, (cmd, res.output)

@@ -116,7 +116,7 @@ pipeline: install  ## everything, then the report (PROFILE=full|demo, SCALE=N)
 shards: $(D)/.shaders.done $(D)/.leaves.done $(D)/.noise.done $(D)/.photos.done  ## the surrogate sets
 
 $(D)/.%.done:
-	$(KDGEN) $* --n $(N_IMAGES) --out $(D) --workers $(WORKERS) --quiet
+	$(KDGEN) $* --n $(N_IMAGES) --out $(D) --workers $(WORKERS) --no-progress
 	@touch $@
 
 teacher: $(T)  ## the Fashion-MNIST teacher (the model owner's model)

@@ -125,7 +125,7 @@ def jit_cost(count: int) -> None:
 def cli(n: int, programs: int | None) -> None:
     with tempfile.TemporaryDirectory() as out:
         args = [str(Path(sys.executable).parent / "kdgen"), "shaders", "--n", str(n), "--workers", "2",
-                "--out", out, "--quiet"]
+                "--out", out, "--no-progress"]
         if programs:
             args += ["--programs", str(programs)]
         t0 = time.perf_counter()

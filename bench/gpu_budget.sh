@@ -26,7 +26,7 @@ echo "cores: $(nproc)"
 if [ -z "${SKIP_SHADERS:-}" ] && $PY -c "import moderngl" 2>/dev/null; then
   say "shaders: 20,000 images at 32 px through EGL, $(nproc) workers"
   t0=$(date +%s.%N)
-  if timeout 120 $PY -m kdgen shaders --n 20000 --out /tmp/gpu_budget_shaders --workers "$(nproc)" --quiet; then
+  if timeout 120 $PY -m kdgen shaders --n 20000 --out /tmp/gpu_budget_shaders --workers "$(nproc)" --no-progress; then
     t1=$(date +%s.%N)
     say "shaders: $($PY -c "print(round(20000 / ($t1 - $t0)))") images/s ($(du -sh /tmp/gpu_budget_shaders | cut -f1))"
   else

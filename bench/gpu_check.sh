@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 
 say "1/4 shaders: 50,000 images at 32 px through EGL ($WORKERS workers)"
 t0=$(date +%s.%N)
-$BIN/kdgen shaders --n 50000 --out "$WORK/data" --workers "$WORKERS" --quiet
+$BIN/kdgen shaders --n 50000 --out "$WORK/data" --workers "$WORKERS" --no-progress
 t1=$(date +%s.%N)
 SHADER_RATE=$(python3 -c "print(round(50000 / ($t1 - $t0)))")
 GL=$($BIN/python -c "

@@ -10,43 +10,41 @@ from pathlib import Path
 # other workers). Set before numpy loads; a user's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from dataclasses import dataclass, fields  # noqa: E402
+
 import click  # noqa: E402
 
-from kdgen import manifest  # noqa: E402
+from kdgen import __version__, manifest  # noqa: E402
 from kdgen.clitools import OneLineErrorGroup, SizeType, command_line, launcher_rank  # noqa: E402
 from kdgen.registry import GENERATORS  # noqa: E402
 from kdgen.runner import RunConfig, generate  # noqa: E402
+from kdgen.settings import dataclass_options, knob, seed_knob  # noqa: E402
+from kdgen.writer import FORMATS  # noqa: E402
 
-COMMON_KEYS = ("n", "size", "out", "name", "seed", "shard_size", "fmt", "quality", "workers", "rank",
-               "world_size", "overwrite", "quiet")
 
-
-def common_options(default_n: int = 10000):
+@dataclass
+class DatasetOptions:
     """Options every dataset-writing command shares (the shard contract's knobs)."""
-    opts = [
-        click.option("--n", type=int, default=default_n, show_default=True, help="Number of samples in the dataset."),
-        click.option("--size", type=SizeType(), default="32", show_default=True, help="Image size: N or WxH."),
-        click.option("--out", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
-                     help="Output folder."),
-        click.option("--name", default=None, help="Dataset name and shard prefix [default: generator name]."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed."),
-        click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard."),
-        click.option("--format", "fmt", default="png", show_default=True, help="Image format: png, jpg or webp."),
-        click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
-                     help="jpg/webp quality."),
-        click.option("--workers", type=int, default=1, show_default=True, help="Rendering processes."),
-        click.option("--rank", type=int, default=None, help="This machine's rank [default: RANK or Slurm array]."),
-        click.option("--world-size", type=int, default=None, help="Number of machines [default: WORLD_SIZE]."),
-        click.option("--overwrite", is_flag=True, help="Replace an existing dataset of this name."),
-        click.option("--quiet", is_flag=True, help="No progress bar."),
-    ]
 
-    def decorate(fn):
-        for opt in reversed(opts):
-            fn = opt(fn)
-        return fn
+    n: int = knob(10000, "Number of samples in the dataset.")
+    size: tuple[int, int] = knob("32", "Image size: N or WxH.", type=SizeType())
+    out: Path = knob(Path("data"), "Output folder.")
+    name: str | None = knob(None, "Dataset name and shard prefix [default: the generator's name].")
+    seed: int = seed_knob("Dataset seed.")
+    shard_size: int = knob(1000, "Samples per shard.")
+    fmt: str = knob("png", "Image format.", flag="--format", choices=tuple(FORMATS))
+    quality: int = knob(95, "jpg/webp quality.", min=1, max=100)
+    workers: int = knob(1, "Rendering processes.")
+    rank: int | None = knob(None, "This machine's rank [default: RANK or Slurm array].")
+    world_size: int | None = knob(None, "Number of machines [default: WORLD_SIZE].")
+    overwrite: bool = knob(False, "Replace an existing dataset of this name.", flag="--overwrite")
+    progress: bool = knob(True, "Show a progress bar (--quiet: the same as --no-progress).",
+                          flag="--progress/--no-progress, /--quiet")
 
-    return decorate
+
+def dataset_options(**overrides):
+    """The DatasetOptions flags, with other defaults by name (e.g. import-images' n=0: all)."""
+    return dataclass_options(DatasetOptions, overrides=overrides)
 
 
 def run_config(generator: str, opts: dict, params: dict, **extra) -> RunConfig:
@@ -56,7 +54,7 @@ def run_config(generator: str, opts: dict, params: dict, **extra) -> RunConfig:
         seed=opts["seed"], shard_size=opts["shard_size"], fmt=opts["fmt"], quality=opts["quality"],
         workers=opts["workers"], rank=env_rank if opts["rank"] is None else opts["rank"],
         world_size=env_world if opts["world_size"] is None else opts["world_size"], overwrite=opts["overwrite"],
-        command=command_line(), progress=not opts["quiet"], **extra)
+        command=command_line(), progress=opts["progress"], **extra)
 
 
 def print_summary(s: dict) -> None:
@@ -69,17 +67,23 @@ def print_summary(s: dict) -> None:
 
 def generator_command(gen_cls) -> click.Command:
     def callback(**kwargs):
-        opts = {k: kwargs.pop(k) for k in COMMON_KEYS}
+        opts = {f.name: kwargs.pop(f.name) for f in fields(DatasetOptions)}
         print_summary(generate(run_config(gen_cls.name, opts, kwargs)))
 
-    fn = common_options()(callback)
+    fn = dataset_options()(callback)
     for opt in reversed(gen_cls.options):
         fn = opt(fn)
     return click.command(gen_cls.name, help=gen_cls.help, short_help=gen_cls.help.split(".")[0])(fn)
 
 
+@dataclass
+class GroupOptions:
+    verbose: bool = knob(False, "Log details (skipped programs, files).", flag="-v,--verbose")
+
+
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log details (skipped programs, files).")
+@click.version_option(__version__, prog_name="kdgen")
+@dataclass_options(GroupOptions)
 def cli(verbose: bool) -> None:
     """Make surrogate image datasets for knowledge distillation as WebDataset shards."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
@@ -96,11 +100,18 @@ def _register_generator_commands() -> None:
 _register_generator_commands()
 
 
+@dataclass
+class ImportOptions:
+    resize: str = knob("crop", "How to fit other aspect ratios: centre crop, letterbox, or stretch.",
+                       choices=("crop", "pad", "stretch"))
+
+
 @cli.command("import-images")
 @click.argument("folder", type=click.Path(path_type=Path))
-@common_options(default_n=0)
-@click.option("--resize", type=click.Choice(["crop", "pad", "stretch"]), default="crop", show_default=True,
-              help="How to fit other aspect ratios: centre crop, letterbox, or stretch.")
+@dataclass_options(DatasetOptions, overrides={"n": 0},
+                   helps={"n": "Number of images to take (0: all).",
+                          "name": "Dataset name and shard prefix [default: FOLDER's name]."})
+@dataclass_options(ImportOptions)
 def import_images(folder: Path, resize: str, **opts) -> None:
     """Real images from FOLDER (class subfolders become labels) into shards; --n 0 takes all."""
     from kdgen.contract import max_image_side, readable_name
@@ -128,12 +139,17 @@ def info(dataset: str) -> None:
     click.echo(describe(resolve(dataset)))
 
 
+@dataclass
+class PreviewOptions:
+    output: Path | None = knob(None, "PNG to write [default: DATASET-preview.png beside the shards].",
+                               flag="-o,--output")
+    count: int = knob(64, "Images on the sheet.", min=1, max=4096)
+    cell: int = knob(64, "Pixels per image.", min=8, max=512)
+
+
 @cli.command()
 @click.argument("dataset")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="PNG to write [default: DATASET-preview.png beside the shards].")
-@click.option("--count", type=click.IntRange(1, 4096), default=64, show_default=True, help="Images on the sheet.")
-@click.option("--cell", type=click.IntRange(8, 512), default=64, show_default=True, help="Pixels per image.")
+@dataclass_options(PreviewOptions)
 def preview(dataset: str, output: Path | None, count: int, cell: int) -> None:
     """Write a contact sheet of DATASET's first images, for a person to look at."""
     from collections import Counter
@@ -151,9 +167,14 @@ def preview(dataset: str, output: Path | None, count: int, cell: int) -> None:
     click.echo(f"wrote a contact sheet of {n} images to {output}{note}")
 
 
+@dataclass
+class MergeOptions:
+    name: str | None = knob(None, "Dataset name whose per-rank manifests to join.", required=True)
+
+
 @cli.command("merge-manifest")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--name", required=True, help="Dataset name whose per-rank manifests to join.")
+@dataclass_options(MergeOptions)
 def merge_manifest(folder: Path, name: str) -> None:
     """Join the per-rank manifests of a multi-machine run into one manifest and _info.json."""
     merged = manifest.merge(folder, name)

@@ -57,10 +57,18 @@ class SizeType(click.ParamType):
         self.fail(f"{value!r} is not a size; use N or WxH, e.g. 32 or 64x48", param, ctx)
 
 
+def torchrun_rank() -> tuple[int, int, int]:
+    """(rank, local rank, world size) that torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE), else (0, 0, 1):
+    the one place that reads them."""
+    env = os.environ
+    return int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1))
+
+
 def launcher_rank() -> tuple[int, int]:
     """(rank, world size) from torchrun (RANK/WORLD_SIZE) or a Slurm array, else (0, 1)."""
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        rank, _, world = torchrun_rank()
+        return rank, world
     if "SLURM_ARRAY_TASK_ID" in os.environ and "SLURM_ARRAY_TASK_COUNT" in os.environ:
         first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
         return int(os.environ["SLURM_ARRAY_TASK_ID"]) - first, int(os.environ["SLURM_ARRAY_TASK_COUNT"])

@@ -8,14 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 from kdgen import contract, manifest
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 
 
 def resolve(dataset: str) -> Path:
     """A manifest path from `data/NAME`, `data/NAME-manifest.json`, `data/NAME-*.tar` or a shard path."""
     path = contract.manifest_beside(dataset)
     if not path.exists():
-        raise KdgenError(f"no dataset manifest at {path}; pass data/NAME for shards data/NAME-*.tar")
+        raise UserError(f"no dataset manifest at {path}; pass data/NAME for shards data/NAME-*.tar")
     return path
 
 
@@ -25,7 +25,7 @@ def load_manifest(meta_path: Path) -> dict:
     missing = [k for k in ("name", "shards", "size", "format") if k not in meta]
     if missing or not isinstance(meta["shards"], dict):
         what = f"lacks {', '.join(missing)}" if missing else "has no shard table"
-        raise KdgenError(f"{meta_path} is not a kdgen manifest ({what}); pass the NAME-manifest.json of a "
+        raise UserError(f"{meta_path} is not a kdgen manifest ({what}); pass the NAME-manifest.json of a "
                          f"dataset kdgen wrote")
     return meta
 

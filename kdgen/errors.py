@@ -6,10 +6,6 @@ class UserError(Exception):
     """A problem the user can fix; its message names the problem and the fix."""
 
 
-class KdgenError(UserError):
-    """kdgen's name for UserError (kept for existing callers)."""
-
-
 def worker_message(err: UserError) -> str:
     """The user's message of an error re-raised from a DataLoader worker: torch re-raises the same class
     with the worker's whole traceback as its message, whose last line is `module.Class: message`."""

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from kdgen.contract import IMAGE_SUFFIXES, MAX_SIDE_ENV, ImageTooLarge, open_image
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def scan_folder(folder: Path, max_side: int | None = None) -> tuple[list[str], l
     """(relative paths of readable images in sorted order, class names or [], files skipped by reason)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise KdgenError(f"{folder} is not a folder of images; pass a folder (class subfolders become labels)")
+        raise UserError(f"{folder} is not a folder of images; pass a folder (class subfolders become labels)")
     subdirs = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     candidates = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                         and not any(part.startswith(".") for part in p.relative_to(folder).parts))
@@ -47,6 +47,6 @@ def scan_folder(folder: Path, max_side: int | None = None) -> tuple[list[str], l
     if not files:
         what = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in sorted(skipped.items())) or "none found"
         hint = f", or set {MAX_SIDE_ENV} to decode larger ones" if skipped["too_large"] else ""
-        raise KdgenError(f"no readable images in {folder} ({what}); expected .png/.jpg/... files{hint}")
+        raise UserError(f"no readable images in {folder} ({what}); expected .png/.jpg/... files{hint}")
     classes = sorted({Path(f).parts[0] for f in files}) if subdirs else []
     return files, classes, skipped

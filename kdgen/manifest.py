@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from kdgen import __version__, contract
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 
 # Parameters that define a dataset's content: a resumed or extended run must match them.
 IDENTITY_FIELDS = ("generator", "generator_version", "params", "seed", "size", "format", "quality", "shard_size")
@@ -48,11 +48,11 @@ def load(path: Path) -> dict | None:
     try:
         obj = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise KdgenError(f"{path} is not valid JSON; delete it or rerun with --overwrite") from None
+        raise UserError(f"{path} is not valid JSON; delete it or rerun with --overwrite") from None
     except OSError as err:
-        raise KdgenError(f"cannot read {path}: {err.strerror or err}; check the path") from None
+        raise UserError(f"cannot read {path}: {err.strerror or err}; check the path") from None
     if not isinstance(obj, dict):
-        raise KdgenError(f"{path} holds JSON {type(obj).__name__}, not an object; delete it or rerun with "
+        raise UserError(f"{path} holds JSON {type(obj).__name__}, not an object; delete it or rerun with "
                          f"--overwrite")
     return obj
 
@@ -129,19 +129,19 @@ def merge(out: Path, name: str) -> dict:
     out = Path(out)
     parts = sorted(out.glob(contract.rank_manifest_glob(name)))
     if not parts:
-        raise KdgenError(f"no per-rank manifests {contract.rank_manifest_glob(name)} in {out}; run the ranks first")
+        raise UserError(f"no per-rank manifests {contract.rank_manifest_glob(name)} in {out}; run the ranks first")
     metas = [json.loads(p.read_text()) for p in parts]
     first = metas[0]
     for other in metas[1:]:
         bad = conflicts(first, other)
         if bad:
-            raise KdgenError(f"rank manifests disagree on {', '.join(bad)}; rerun the ranks with one command")
+            raise UserError(f"rank manifests disagree on {', '.join(bad)}; rerun the ranks with one command")
     world = {m["world_size"] for m in metas}
     if len(world) != 1 or len(metas) != world.pop():
-        raise KdgenError(f"found {len(metas)} rank manifests of different or missing ranks; run every rank first")
+        raise UserError(f"found {len(metas)} rank manifests of different or missing ranks; run every rank first")
     incomplete = [m["rank"] for m in metas if not m.get("complete")]
     if incomplete:
-        raise KdgenError(f"ranks {incomplete} have not finished; rerun them (they resume) and merge again")
+        raise UserError(f"ranks {incomplete} have not finished; rerun them (they resume) and merge again")
     merged = {k: v for k, v in first.items() if k not in ("rank", "world_size", "complete")}
     merged["shards"] = {}
     for m in metas:

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from kdgen.dataset import iter_readable
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 
 
 def contact_sheet(meta_path: Path, output: Path, count: int = 64, cell: int = 64, pad: int = 2,
@@ -20,7 +20,7 @@ def contact_sheet(meta_path: Path, output: Path, count: int = 64, cell: int = 64
     images = [s["image"] for s in iter_readable(meta_path, limit=count, skipped=skipped)]
     if not images:
         why = f" ({skipped['samples']} bad samples, {skipped['shards']} unreadable shards)" if skipped else ""
-        raise KdgenError(f"{meta_path} has no readable samples to show{why}")
+        raise UserError(f"{meta_path} has no readable samples to show{why}")
     cols = math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / cols)
     sheet = Image.new("RGB", (cols * (cell + pad) + pad, rows * (cell + pad) + pad), (255, 255, 255))

@@ -6,10 +6,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import ClassVar
 
-import click
 import numpy as np
 
-from kdgen.settings import Number
+from kdgen.settings import dataclass_options
 
 GENERATORS: dict[str, type[Generator]] = {}
 
@@ -40,8 +39,8 @@ class Generator:
 
     name: ClassVar[str]
     help: ClassVar[str] = ""
-    # click options specific to this generator; their values arrive as keyword params. Declare them once
-    # as a dataclass of kdgen.settings knobs (`Options`) and generate them: [dataclass_options(Options)].
+    # options specific to this generator; their values arrive as keyword params. Declared once as a
+    # dataclass of kdgen.settings knobs (`Options`), from which its flags (`options`) are generated.
     Options: ClassVar[type | None] = None
     options: ClassVar[list] = []
     # samples per render() call (one task for a worker); batching generators raise it.
@@ -50,6 +49,11 @@ class Generator:
     # draw different images (tests/test_generators.py pins a shard per generator), so that resuming
     # or extending a dataset never mixes old and new images.
     version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("Options") is not None:
+            cls.options = [dataclass_options(cls.Options)]
 
     def __init__(self, size: tuple[int, int], **params):
         self.width, self.height = size
@@ -88,10 +92,3 @@ class Generator:
         out, self.counters = self.counters, Counter()
         return out
 
-
-def option(*args, **kwargs):
-    """A click option for a generator's `options` list; a float option takes finite numbers only, as the
-    generated ones do (`kdgen.settings.Number`)."""
-    if kwargs.get("type") is float:
-        kwargs["type"] = Number(float)
-    return click.option(*args, **kwargs)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from kdgen import manifest
 from kdgen.contract import MAX_PIXELS, MAX_SAMPLES, MAX_SHARDS, PIXELS_PER_TASK
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.registry import get_generator
 from kdgen.seeding import sample_seed
 from kdgen.shardset import ShardSet
@@ -47,30 +47,30 @@ class RunConfig:
 
 
 def validate(cfg: RunConfig) -> str:
-    """Check the run's settings; returns the file extension. Raises KdgenError naming the fix."""
+    """Check the run's settings; returns the file extension. Raises UserError naming the fix."""
     if cfg.n <= 0:
-        raise KdgenError(f"--n must be a positive number of samples, got {cfg.n}")
+        raise UserError(f"--n must be a positive number of samples, got {cfg.n}")
     if cfg.n > MAX_SAMPLES:
-        raise KdgenError(f"--n {cfg.n} is more than a dataset holds ({MAX_SAMPLES:,} samples, 9-digit keys); "
+        raise UserError(f"--n {cfg.n} is more than a dataset holds ({MAX_SAMPLES:,} samples, 9-digit keys); "
                          f"split it into several datasets with --name and --seed")
     if min(cfg.size) <= 0:
-        raise KdgenError(f"--size must be positive (e.g. 32 or 64x48), got {cfg.size[0]}x{cfg.size[1]}")
+        raise UserError(f"--size must be positive (e.g. 32 or 64x48), got {cfg.size[0]}x{cfg.size[1]}")
     if cfg.size[0] * cfg.size[1] > MAX_PIXELS:
-        raise KdgenError(f"--size {cfg.size[0]}x{cfg.size[1]} is too large: at most {MAX_PIXELS:,} pixels per "
+        raise UserError(f"--size {cfg.size[0]}x{cfg.size[1]} is too large: at most {MAX_PIXELS:,} pixels per "
                          f"image (e.g. 4096x4096); choose a smaller --size")
     if cfg.shard_size <= 0:
-        raise KdgenError(f"--shard-size must be positive, got {cfg.shard_size}")
+        raise UserError(f"--shard-size must be positive, got {cfg.shard_size}")
     if -(-cfg.n // cfg.shard_size) > MAX_SHARDS:
-        raise KdgenError(f"--n {cfg.n} in shards of {cfg.shard_size} makes more than {MAX_SHARDS:,} shards "
+        raise UserError(f"--n {cfg.n} in shards of {cfg.shard_size} makes more than {MAX_SHARDS:,} shards "
                          f"(6-digit shard numbers); raise --shard-size")
     if cfg.seed < 0:
-        raise KdgenError(f"--seed must be a non-negative integer, got {cfg.seed}")
+        raise UserError(f"--seed must be a non-negative integer, got {cfg.seed}")
     if cfg.workers <= 0:
-        raise KdgenError(f"--workers must be at least 1, got {cfg.workers}")
+        raise UserError(f"--workers must be at least 1, got {cfg.workers}")
     if cfg.world_size <= 0 or not 0 <= cfg.rank < cfg.world_size:
-        raise KdgenError(f"--rank must be in 0..world_size-1, got rank {cfg.rank} of world size {cfg.world_size}")
+        raise UserError(f"--rank must be in 0..world_size-1, got rank {cfg.rank} of world size {cfg.world_size}")
     if "." in (cfg.name or "") or "/" in (cfg.name or ""):
-        raise KdgenError(f"--name {cfg.name!r} may not contain '.' or '/'; use letters, digits, '-' or '_'")
+        raise UserError(f"--name {cfg.name!r} may not contain '.' or '/'; use letters, digits, '-' or '_'")
     return check_format(cfg.fmt)
 
 
@@ -141,7 +141,7 @@ def generate(cfg: RunConfig) -> dict:
     try:
         gen = gen_cls(cfg.size, **cfg.params)
     except ValueError as err:
-        raise KdgenError(str(err)) from None
+        raise UserError(str(err)) from None
     meta = manifest.new_manifest(name=cfg.name or gen_cls.name, generator=gen_cls.name, params=gen.describe(),
                                  seed=cfg.seed, size=cfg.size, fmt=ext, quality=cfg.quality,
                                  shard_size=cfg.shard_size, class_names=cfg.class_names, command=cfg.command,

@@ -3,8 +3,9 @@
 
 Both packages use it (kdgen's generator options, kdtrain's DistillConfig, AttackConfig, RefineConfig);
 it imports neither torch nor numpy. Field metadata besides `help`: `choices` (a tuple), `min`/`max`
-(bounds of a number), `flag` (the click declaration, e.g. "--correlated/--independent") and `show`
-(the default as shown in --help, e.g. "64/255").
+(bounds of a number), `flag` (the click declaration when it is not `--field-name`, e.g. "--n" or
+"--correlated/--independent"), `required`, `show` (the default as shown in --help, e.g. "64/255"),
+and for a `Path` field `file_okay`/`dir_okay`. `seed_knob` is every command's seed, under one rule.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import types
 import typing
 from dataclasses import MISSING, field, fields
 from fractions import Fraction
+from pathlib import Path
 
 import click
 
@@ -25,6 +27,24 @@ def knob(default, help: str, **meta):
     if isinstance(default, list):
         return field(default_factory=lambda d=default: list(d), metadata={"help": help, **meta})
     return field(default=default, metadata={"help": help, **meta})
+
+
+SEED_MAX = 2**63 - 1  # numpy and torch both take any seed in 0..2**63-1
+
+
+class SeedRange(click.IntRange):
+    """0 <= seed < 2**63, as --help and the error name it (not as 19 digits)."""
+
+    def __init__(self):
+        super().__init__(0, SEED_MAX)
+
+    def _describe_range(self) -> str:
+        return "0<=x<2**63"
+
+
+def seed_knob(help: str, default: int = 0):
+    """A seed field: one rule in every command (0 <= seed < 2**63), checked by click before any work."""
+    return knob(default, help, min=0, max=SEED_MAX, type=SeedRange())
 
 
 def defaults(cls) -> dict:
@@ -102,28 +122,41 @@ def _str_tuple(ctx, param, value):
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def dataclass_options(cls, only=None, overrides=None, rename=None):
+def dataclass_options(cls, only=None, overrides=None, rename=None, helps=None, required=()):
     """Decorator adding one click option per field of dataclass `cls` (help, bounds and choices from its
-    metadata). `only`: the fields to take; `overrides`: other defaults by name; `rename`: flag names by field."""
-    overrides, rename = overrides or {}, rename or {}
+    metadata). `only`: the fields to take; `overrides`: other defaults by name; `rename`: flag names by
+    field; `helps`: other help texts by name (a command whose field means something else there);
+    `required`: fields this command requires."""
+    overrides, rename, helps = overrides or {}, rename or {}, helps or {}
     base = defaults(cls)
 
     def deco(fn):
         for f in reversed(fields(cls)):
             if only is None or f.name in only:
-                fn = _option(cls, f, overrides.get(f.name, base[f.name]), rename.get(f.name, f.name))(fn)
+                meta = {**f.metadata, **({"help": helps[f.name]} if f.name in helps else {}),
+                        **({"required": True} if f.name in required else {})}
+                fn = _option(cls, f, meta, overrides.get(f.name, base[f.name]), rename.get(f.name))(fn)
         return fn
 
     return deco
 
 
-def _option(cls, f, default, name: str):
-    meta, tp = f.metadata, field_type(cls, f.name)
-    flag = "--" + name.replace("_", "-")
-    kw = {"help": meta.get("help", ""), "show_default": meta.get("show", default not in (None, []))}
+def _option(cls, f, meta, default, name: str | None):
+    tp = field_type(cls, f.name)
+    flag = "--" + (name or f.name).replace("_", "-")
+    if not name and "flag" in meta:
+        flag = meta["flag"]
+    required = meta.get("required", False)
+    kw = {"help": meta.get("help", ""), "required": required,
+          "show_default": meta.get("show", not required and default not in (None, []))}
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is bool:
-        decl, kw["default"] = meta.get("flag", f"{flag}/--no-{flag[2:]}"), default
+    if tp is bool:  # --x/--no-x, or a plain flag (`flag="--overwrite"`) that is off unless given
+        decl, kw["default"] = flag if "/" in flag or "flag" in meta else f"{flag}/--no-{flag[2:]}", default
+        kw["is_flag"] = True
+        if "/" not in decl:
+            kw["show_default"] = False
+    elif "type" in meta:  # a click type of its own, e.g. kdgen's sizes
+        decl, kw["type"], kw["default"] = flag, meta["type"], default
     elif origin is list and args[0] is float:  # e.g. --weights 0.7,0.3
         decl, kw["callback"], kw["default"], kw["metavar"] = flag, _float_list, None, "W1,W2,.."
     elif origin is list:  # repeatable
@@ -138,9 +171,16 @@ def _option(cls, f, default, name: str):
         decl, kw["type"], kw["default"] = flag, rng(meta.get("min"), meta.get("max")), default
     elif tp in (int, float):
         decl, kw["type"], kw["default"] = flag, Number(tp), default
+    elif tp is Path:
+        kw["type"] = click.Path(path_type=Path, file_okay=meta.get("file_okay", True),
+                                dir_okay=meta.get("dir_okay", True))
+        decl, kw["default"] = flag, default
     else:
         decl, kw["type"], kw["default"] = flag, tp, default
-    return click.option(decl, f.name, **kw)
+    if required:  # click takes an explicit default (even None) as given
+        kw.pop("default")
+    # several names by commas: "-o,--output", or "--progress/--no-progress, /--quiet" (an alias of one side)
+    return click.option(*decl.split(","), f.name, **kw)
 
 
 def parse_key_values(text: str, cls, extra: dict | None = None, what: str = "option",
@@ -166,9 +206,11 @@ def parse_key_values(text: str, cls, extra: dict | None = None, what: str = "opt
             val = _value(kinds[key], value)
         except ValueError:
             raise error(f"{what} option {item!r}: bad value") from None
-        choices = meta.get(key, {}).get("choices")
-        if choices and val not in choices:
-            raise error(f"{what} option {item!r}: choose one of {', '.join(choices)}")
+        m = meta.get(key, {})
+        if m.get("choices") and val not in m["choices"]:
+            raise error(f"{what} option {item!r}: choose one of {', '.join(m['choices'])}")
+        if m.get("min") is not None and val < m["min"] or m.get("max") is not None and val > m["max"]:
+            raise error(f"{what} option {item!r}: must be in {m.get('min', '')}..{m.get('max', '')}")
         (more if key in extra else given)[key] = val
     return given, more
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kdgen import contract, manifest
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.lock import OutputLock
 from kdgen.writer import ShardFile, check_format, encode_sample
 
@@ -56,7 +56,7 @@ class ShardSet:
             old = manifest.load(manifest.manifest_path(self.out, self.name))
         if old is None:
             if any((self.out / contract.shard_name(self.name, s)).exists() for s, _ in planned()):
-                raise KdgenError(f"{self.out} holds {contract.shard_glob(self.name)} shards but no manifest; "
+                raise UserError(f"{self.out} holds {contract.shard_glob(self.name)} shards but no manifest; "
                                  f"use --overwrite or another --out")
             self._remove_leftovers(shards=False)
             return self.done
@@ -139,19 +139,19 @@ class ShardSet:
     def _check_resumable(self, old: dict, total: int | None) -> None:
         where = f"dataset {self.name!r} in {self.out}"
         if total is None and old.get("complete", True):  # manifests older than per-shard updates carry no flag
-            raise KdgenError(f"{where} already exists; pass --overwrite to replace it")
+            raise UserError(f"{where} already exists; pass --overwrite to replace it")
         version = self.meta.get("generator_version")
         if old.get("generator_version") != version:
             was = old.get("generator_version") or "unrecorded (an older kdgen)"
-            raise KdgenError(f"{where} was made by {self.meta['generator']} version {was}, this is version "
+            raise UserError(f"{where} was made by {self.meta['generator']} version {was}, this is version "
                              f"{version}, which draws other images; use --overwrite or a new --out")
         bad = manifest.conflicts(old, self.meta)
         if bad:
             details = "; ".join(f"{f}: existing {old.get(f)!r} vs now {self.meta.get(f)!r}" for f in bad)
-            raise KdgenError(f"{where} was made with other settings ({details}); rerun with the same settings, "
+            raise UserError(f"{where} was made with other settings ({details}); rerun with the same settings, "
                              f"another --out or --name, or --overwrite")
         if total is not None and old.get("complete") and old["num_samples"] > total and self.world_size == 1:
-            raise KdgenError(f"{where} already has {old['num_samples']} samples, more than --n {total}; "
+            raise UserError(f"{where} already has {old['num_samples']} samples, more than --n {total}; "
                              f"use --overwrite to rewrite it smaller")
 
     def _mine(self, number: int) -> bool:
@@ -178,13 +178,13 @@ class ShardSet:
     def _write_manifest(self) -> None:
         manifest.write_json_atomic(self.manifest_path, self.meta)
 
-    def _write_error(self, err: OSError) -> KdgenError:
+    def _write_error(self, err: OSError) -> UserError:
         """A write that failed (a full disk most often) as one line: what is kept and how to go on."""
         if self.current is not None:
             self.current.abort()
             self.current = None
         kept = len(self.meta["shards"])
-        return KdgenError(f"writing {self.name} to {self.out} failed: {err.strerror or err}; the shards kept ({kept}) "
+        return UserError(f"writing {self.name} to {self.out} failed: {err.strerror or err}; the shards kept ({kept}) "
                           f"are complete: free space (or choose another --out) and rerun the same command without "
                           f"--overwrite to continue, byte-identical to an uninterrupted run")
 
@@ -242,7 +242,7 @@ class DatasetWriter:
             if exc_type is None:
                 kept = (max(self.shards.done) + 1) * self.shard_size if self.shards.done else 0
                 if self.index < kept:
-                    raise KdgenError(f"the sources now give {self.index} samples, fewer than the {kept} already "
+                    raise UserError(f"the sources now give {self.index} samples, fewer than the {kept} already "
                                      f"written to {self.out / self.name}; pass --overwrite to start again")
                 self.shards.finish()
         finally:

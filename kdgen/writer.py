@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from kdgen.contract import sample_key, temp_path
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 
 # Pillow format name and file extension for each --format.
 FORMATS = {"png": ("PNG", "png"), "jpg": ("JPEG", "jpg"), "jpeg": ("JPEG", "jpg"), "webp": ("WEBP", "webp")}
@@ -27,12 +27,12 @@ def check_format(fmt: str) -> str:
     """Return the canonical extension for --format, or raise a one-line error."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise KdgenError(f"--format {fmt!r} is not supported; use one of png, jpg, webp")
+        raise UserError(f"--format {fmt!r} is not supported; use one of png, jpg, webp")
     pil_name, ext = FORMATS[fmt]
     try:  # Pillow may be built without a codec (webp most often)
         Image.new("RGB", (2, 2)).save(io.BytesIO(), format=pil_name)
     except (KeyError, OSError) as err:
-        raise KdgenError(f"--format {fmt}: this Pillow cannot write it ({err}); use --format png") from None
+        raise UserError(f"--format {fmt}: this Pillow cannot write it ({err}); use --format png") from None
     return ext
 
 

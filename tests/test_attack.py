@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from kdtrain.data.spec import InputSpec
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models.teachers import Teacher, load_teacher
 from kdtrain.synth.attack import (
     STAGES,
@@ -152,7 +152,7 @@ def test_online_hook_from_a_flag_string():
     assert hook.cfg.eps == pytest.approx(32 / 255) and hook.cfg.max_steps == 5
     assert hook.cfg.target == "proportional" and hook.cfg.stages == ("post", "deep-post")
     assert online_from_string(t, "on").every == 4
-    with pytest.raises(KDError, match="unknown attack option"):
+    with pytest.raises(UserError, match="unknown attack option"):
         online_from_string(t, "epsilon=3")
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from kdgen.shardset import DatasetWriter
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.quality.curate import curate
 from kdtrain.synth.attack import AttackConfig
 
@@ -121,7 +121,7 @@ def test_fill_with_attack_pushes_samples_into_missing_classes():
 
 def test_bad_arguments_are_refused():
     t = BrightnessTeacher()
-    with pytest.raises(KDError, match="per-class"):
+    with pytest.raises(UserError, match="per-class"):
         curate(t, _pool(LEVELS), ListWriter(), per_class=0)
-    with pytest.raises(KDError, match="bounds"):
+    with pytest.raises(UserError, match="bounds"):
         curate(t, _pool(LEVELS), ListWriter(), per_class=3, min_conf=0.9, max_conf=0.5)

@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from kdtrain.cli.main import cli
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models.teachers import load_teacher
 from kdtrain.train.config import DistillConfig
 from kdtrain.train.distill import distill, kd_loss
@@ -172,5 +172,5 @@ def test_temperature_schedule_runs_linearly_from_start_to_end():
     assert [Run.temperature(run, s) for s in range(4)] == [2.0, 4.0, 6.0, 8.0]
     run.cfg = DistillConfig(temperature=5.0)
     assert Run.temperature(run, 3) == 5.0
-    with pytest.raises(KDError, match="--temperature-end must be a positive"):
+    with pytest.raises(UserError, match="--temperature-end must be a positive"):
         DistillConfig(temperature_end=0.0, out="runs/x").validate()

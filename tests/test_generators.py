@@ -184,13 +184,13 @@ def test_output_is_pinned_per_generator_version(name, tmp_path, image_folder):
 
 
 def test_a_dataset_of_another_generator_version_is_refused(tmp_path, monkeypatch):
-    from kdgen.errors import KdgenError
+    from kdgen.errors import UserError
     from kdgen.runner import RunConfig, generate
 
     cfg = RunConfig("noise", n=4, size=(8, 8), out=tmp_path, shard_size=2, progress=False)
     generate(cfg)
     monkeypatch.setattr(GENERATORS["noise"], "version", 99)
     for n in (4, 6):  # resuming and extending
-        with pytest.raises(KdgenError, match="noise version 2, this is version 99.*--overwrite or a new --out"):
+        with pytest.raises(UserError, match="noise version 2, this is version 99.*--overwrite or a new --out"):
             generate(RunConfig("noise", n=n, size=(8, 8), out=tmp_path, shard_size=2, progress=False))
     generate(RunConfig("noise", n=4, size=(8, 8), out=tmp_path, shard_size=2, progress=False, overwrite=True))

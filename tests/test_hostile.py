@@ -24,10 +24,9 @@ import webdataset as wds
 from click.testing import CliRunner
 
 from kdgen.cli import cli as kdgen_cli
-from kdgen.errors import KdgenError
 from kdgen.runner import RunConfig, generate, plan
 from kdtrain.cli.main import cli as kdtrain_cli
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models.registry import create_model
 from kdtrain.models.teachers import load_teacher
 from tests._kdtrain_fixtures import png, write_shards, write_teacher
@@ -135,7 +134,7 @@ def test_item1_pt2_that_asks_to_unpickle_is_refused_and_runs_nothing(exported, k
     evil = tamper(exported, tmp_path / "evil.pt2", marker, what)
     res = kdtrain("score", "--teacher", evil, "--shards", f"{kit}/data/pool-*.tar", "--out", tmp_path / "sc")
     one_line_error(res, "refusing teacher")
-    with pytest.raises(KDError, match="pickle"):  # --student FILE goes through the same loader
+    with pytest.raises(UserError, match="pickle"):  # --student FILE goes through the same loader
         load_teacher(evil)
     assert not marker.exists()
     assert not (tmp_path / "sc").exists()
@@ -151,7 +150,7 @@ def test_item1_torchscript_unpickler_resolves_no_python_globals(tmp_path):
             data = z.read(name)
             out.writestr(name, pickle.dumps(Payload(marker), protocol=2) if name.endswith("/data.pkl") else data)
     (tmp_path / "evil.json").write_text(json.dumps({"channels": 1, "height": 1, "width": 2, "mean": [0], "std": [1]}))
-    with pytest.raises(KDError, match="cannot read teacher"):
+    with pytest.raises(UserError, match="cannot read teacher"):
         load_teacher(tmp_path / "evil.pt")
     assert not marker.exists()
 
@@ -320,10 +319,11 @@ def test_item6_and_10_shader_dir_of_bad_shaders_fails_and_leaves_no_folder(tmp_p
 
 
 def test_item10_failed_generation_removes_the_folders_it_made(tmp_path, monkeypatch):
+    from kdgen import errors
     from kdgen.generators.leaves import Leaves
 
     def fail(self, rngs):
-        raise KdgenError("simulated failure while rendering")
+        raise errors.UserError("simulated failure while rendering")
 
     monkeypatch.setattr(Leaves, "render_rngs", fail)
     one_line_error(kdgen("leaves", "--n", 4, "--out", tmp_path / "a" / "b", "--quiet"), "simulated failure")

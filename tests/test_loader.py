@@ -7,7 +7,7 @@ from kdtrain.data.augment import build_preset
 from kdtrain.data.shards import check_shards, count_samples, expand_patterns, iterate_shards
 from kdtrain.data.spec import InputSpec
 from kdtrain.data.stream import ShardSource, make_train_loader
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from tests._kdtrain_fixtures import write_shards
 
 torch.set_num_threads(1)
@@ -41,7 +41,7 @@ def test_patterns_counts_and_missing(tmp_path):
     assert len(urls) == 3 and count_samples(urls) == 10  # from tar headers
     write_shards(tmp_path, "b", 10, 4)
     assert count_samples(expand_patterns([str(tmp_path / "b-*.tar")])) == 10  # from the manifest
-    with pytest.raises(KDError, match="matches no files"):
+    with pytest.raises(UserError, match="matches no files"):
         expand_patterns([str(tmp_path / "zzz-*.tar")])
 
 
@@ -89,7 +89,7 @@ def test_mixing_weights(tmp_path):
     urls = [u for b in _batches(src, total=25, bs=80, spe=25, preset="none") for u in b["urls"]]
     frac = sum("/a-" in u for u in urls) / len(urls)
     assert len(urls) == 2000 and abs(frac - 0.7) < 0.03
-    with pytest.raises(KDError, match="weights"):
+    with pytest.raises(UserError, match="weights"):
         ShardSource(sets, weights=[1.0])
 
 
@@ -122,7 +122,7 @@ def test_shards_without_images_rejected(tmp_path):
 
     with wds.TarWriter(str(tmp_path / "x-000000.tar")) as w:
         w.write({"__key__": "000000000", "json": b"{}"})
-    with pytest.raises(KDError, match="no image field"):
+    with pytest.raises(UserError, match="no image field"):
         check_shards([str(tmp_path / "x-000000.tar")], "x-*.tar")
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models.registry import create_model, list_models
 
 torch.set_num_threads(1)
@@ -25,7 +25,7 @@ def test_torchvision_model_by_name_grey():
 
 
 def test_unknown_models():
-    with pytest.raises(KDError, match="unknown model"):
+    with pytest.raises(UserError, match="unknown model"):
         create_model("nope", 10)
-    with pytest.raises(KDError, match="torchvision"):
+    with pytest.raises(UserError, match="torchvision"):
         create_model("tv:nope", 10)

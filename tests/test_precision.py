@@ -11,13 +11,13 @@ import torch
 from click.testing import CliRunner
 
 from kdtrain.cli.main import cli
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models import precision
 from kdtrain.models.teachers import load_teacher
 from kdtrain.train.config import DistillConfig
 from kdtrain.train.distill import distill
 from tests._kdtrain_fixtures import write_shards, write_teacher
-from tests.conftest import kill_at_first_checkpoint
+from tests.conftest import assert_one_line_error, kill_at_first_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--threads", "1", "--no-tensorboard", "--no-progress"]
@@ -47,13 +47,13 @@ def test_auto_picks_bf16_where_native_and_float32_elsewhere(native_bf16):
 def test_auto_is_float32_and_forced_bf16_refused_without_bf16_units(no_bf16):
     assert precision.resolve("auto", "cpu") is None
     assert precision.describe(None, "cpu") == "float32"
-    with pytest.raises(KDError, match="no native bf16 units"):
+    with pytest.raises(UserError, match="no native bf16 units"):
         precision.resolve("bf16", "cpu")
 
 
 @pytest.mark.parametrize("amp,match", [("fp8", "not one of"), ("fp16", "CUDA only")])
 def test_bad_choices_refused(amp, match):
-    with pytest.raises(KDError, match=match):
+    with pytest.raises(UserError, match=match):
         precision.resolve(amp, "cpu")
 
 
@@ -74,7 +74,7 @@ def world(tmp_path_factory):
 def test_cli_refuses_an_unknown_amp_in_one_line(world, tmp_path):
     res = CliRunner().invoke(cli, ["distill", "--shards", str(world / "s" / "leaves-*.tar"), "--teacher",
                                    str(world / "teacher.pt"), "--amp", "fp8", "--out", str(tmp_path / "r"), *QUIET])
-    assert res.exit_code == 2 and "error: --amp 'fp8' is not one of" in res.output
+    assert_one_line_error(res, "Invalid value for '--amp': 'fp8' is not one of")
     assert not (tmp_path / "r").exists()
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kdtrain.data.augment import BatchRandAugment
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 # sha256 of BatchRandAugment(2, 14) on a fixed uint8 batch with torch.Generator seed 0 (torchvision 0.29.1).
 # If it changes, exact resume of runs made before the change breaks: say so in the commit.
@@ -26,7 +26,7 @@ def test_moved_torchvision_internals_fail_loudly(monkeypatch):
     from torchvision.transforms import v2
 
     monkeypatch.delattr(v2.RandAugment, "_AUGMENTATION_SPACE")
-    with pytest.raises(KDError, match="_AUGMENTATION_SPACE.*torchvision==0.29.1"):
+    with pytest.raises(UserError, match="_AUGMENTATION_SPACE.*torchvision==0.29.1"):
         BatchRandAugment(2, 14)
 
 
@@ -52,7 +52,7 @@ def test_aug_off_leaves_out_the_named_pieces():
 def test_aug_off_refuses_pieces_the_preset_lacks(preset, off, match):
     from kdtrain.data.augment import build_preset
 
-    with pytest.raises(KDError, match=match):
+    with pytest.raises(UserError, match=match):
         build_preset(preset, 28, off=off)
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from kdtrain.cli.main import cli
 from kdtrain.data.spec import InputSpec
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models.registry import create_model
 from kdtrain.models.teachers import Teacher, model_checkpoint, save_model
 from kdtrain.synth.refine import OnlineRefine, RefineConfig, StatsProbe, batchnorm_layers, parse_options, refine_batch
@@ -86,19 +86,19 @@ def test_targets_reached_with_enough_steps_deterministic_and_teacher_untouched()
 
 def test_teachers_without_reachable_batchnorm_are_refused():
     plain = Teacher(nn.Sequential(nn.Flatten(), nn.Linear(144, 10)), SPEC, 10)
-    with pytest.raises(KDError, match="no BatchNorm layers"):
+    with pytest.raises(UserError, match="no BatchNorm layers"):
         batchnorm_layers(plain)
     scripted = Teacher(torch.jit.script(create_model("cnn-tiny", 10, 1)), SPEC, 10)
-    with pytest.raises(KDError, match="TorchScript or .pt2 teacher"):
+    with pytest.raises(UserError, match="TorchScript or .pt2 teacher"):
         batchnorm_layers(scripted)
 
 
 def test_bad_options_refused():
-    with pytest.raises(KDError, match="refine option"):
+    with pytest.raises(UserError, match="refine option"):
         parse_options("steps=3,colour=red")
-    with pytest.raises(KDError, match="adam or sign"):
+    with pytest.raises(UserError, match="choose one of adam, sign"):
         parse_options("optimizer=lbfgs")
-    with pytest.raises(KDError, match="steps must be at least 1"):
+    with pytest.raises(UserError, match="steps must be at least 1"):
         parse_options("steps=0")
 
 

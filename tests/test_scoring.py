@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.quality.scoring import SetScorer, format_table, pca_2d, plot_scores, score_batches
 
 torch.set_num_threads(1)
@@ -109,7 +109,7 @@ def test_table_pca_and_figure(tmp_path):
 
 
 def test_empty_set_is_refused():
-    with pytest.raises(KDError, match="no samples"):
+    with pytest.raises(UserError, match="no samples"):
         SetScorer(4).result()
 
 

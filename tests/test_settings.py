@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 import pytest
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 import kdgen.generators  # noqa: F401  (fills the registry)
 from kdgen.errors import UserError
 from kdgen.registry import GENERATORS
-from kdgen.settings import dataclass_options, defaults, knob, parse_key_values
+from kdgen.settings import dataclass_options, defaults, knob, parse_key_values, seed_knob
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,46 @@ def test_generator_flags_and_constructor_share_their_defaults(name):
     cls = getattr(gen, "Options", None)
     if cls is not None:
         assert seen == defaults(cls)
+
+
+@dataclass
+class Flags:
+    out: Path | None = knob(None, "where", required=True, file_okay=False)
+    limit: int | None = knob(None, "at most", flag="--n", min=1)
+    fmt: str = knob("png", "format", flag="--format", choices=("png", "jpg"))
+    overwrite: bool = knob(False, "replace", flag="--overwrite")
+    progress: bool = knob(True, "bar", flag="--progress/--no-progress, /--quiet")
+    seed: int = seed_knob("seed")
+
+
+def test_knobs_declare_required_flags_other_names_paths_and_the_seed_rule(tmp_path):
+    @click.command()
+    @dataclass_options(Flags)
+    def cmd(**o):
+        click.echo(repr(Flags(**o)))
+
+    res = CliRunner().invoke(cmd, ["--out", str(tmp_path), "--n", "3", "--format", "jpg", "--overwrite", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert eval(res.output, {"Flags": Flags, "PosixPath": Path}) == Flags(tmp_path, 3, "jpg", True, False, 0)
+    for args, needle in ((["--n", "1"], "Missing option '--out'"), (["--out", "x", "--n", "0"], "--n"),
+                         (["--out", "x", "--seed", str(2**63)], "0<=x<2**63"),
+                         (["--out", "x", "--format", "gif"], "gif")):
+        res = CliRunner().invoke(cmd, args)
+        assert res.exit_code == 2 and needle in res.output, (args, res.output)
+    (tmp_path / "f").write_text("")
+    assert CliRunner().invoke(cmd, ["--out", str(tmp_path / "f")]).exit_code == 2  # a file, not a folder
+
+
+def test_key_values_keep_to_the_bounds_of_their_fields():
+    with pytest.raises(UserError, match="must be in 1..9"):
+        parse_key_values("steps=10", Demo, what="demo")
+
+
+def test_torchrun_rank_is_read_in_one_place(monkeypatch):
+    from kdgen.clitools import launcher_rank, torchrun_rank
+
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"):
+        monkeypatch.delenv(key, raising=False)
+    assert torchrun_rank() == (0, 0, 1) and launcher_rank() == (0, 1)
+    monkeypatch.setenv("RANK", "3"), monkeypatch.setenv("LOCAL_RANK", "1"), monkeypatch.setenv("WORLD_SIZE", "4")
+    assert torchrun_rank() == (3, 1, 4) and launcher_rank() == (3, 4)

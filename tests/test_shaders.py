@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.gl import engine as engine_mod
 from kdgen.gl.frames import draw_inputs, from_meta, to_meta
 from kdgen.gl.procedural import compose, procedural_program, signature
@@ -205,7 +205,7 @@ def test_missing_egl_names_the_packages(monkeypatch):
         raise Exception("libEGL.so.1: cannot open shared object file")
 
     monkeypatch.setattr(moderngl, "create_standalone_context", broken)
-    with pytest.raises(KdgenError, match="libegl1 libegl-mesa0 libgl1-mesa-dri"):
+    with pytest.raises(UserError, match="libegl1 libegl-mesa0 libgl1-mesa-dri"):
         create_context()
 
 
@@ -263,7 +263,7 @@ def test_too_slow_by_projection(tmp_path, monkeypatch):
     gen = Shaders((16, 16), source=str(shader_dir(tmp_path, "toy_rings.glsl")))
     gen.open()
     try:
-        with pytest.raises(KdgenError, match="every imported shader was rejected .*too slow"):
+        with pytest.raises(UserError, match="every imported shader was rejected .*too slow"):
             gen.render([sample_seed(0, 0)])
     finally:
         gen.close()
@@ -274,7 +274,7 @@ def test_a_folder_of_only_bad_programs_is_an_error(tmp_path):
     gen = Shaders((16, 16), source=str(root))
     gen.open()  # the error waits for render(): pool initialisers must not raise
     try:
-        with pytest.raises(KdgenError, match="1 failed to compile, 2 gave degenerate frames"):
+        with pytest.raises(UserError, match="1 failed to compile, 2 gave degenerate frames"):
             gen.render([sample_seed(0, 0)])
     finally:
         gen.close()
@@ -282,7 +282,7 @@ def test_a_folder_of_only_bad_programs_is_an_error(tmp_path):
 
 def test_a_folder_without_shader_text_fails_at_once_with_exit_status_2(tmp_path):
     root = shader_dir(tmp_path, "empty.glsl", "garbage.frag", "no_entry_point.glsl")
-    with pytest.raises(KdgenError, match="no usable shaders, 3 files skipped"):
+    with pytest.raises(UserError, match="no usable shaders, 3 files skipped"):
         Shaders((16, 16), source=str(root))
     res = run_cli("kdgen", "shaders", "--n", 4, "--shader-dir", root, "--source", root, "--out", tmp_path / "o")
     assert res.returncode == 2

@@ -12,7 +12,7 @@ import pytest
 import webdataset as wds
 
 from kdgen import manifest
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.runner import RunConfig, generate
 from tests.conftest import BIN, run_cli
 
@@ -102,9 +102,9 @@ def test_extending_a_dataset_equals_making_it_at_once(tmp_path):
 
 def test_conflicting_settings_are_refused_unless_overwrite(tmp_path):
     make(tmp_path)
-    with pytest.raises(KdgenError, match="seed"):
+    with pytest.raises(UserError, match="seed"):
         make(tmp_path, seed=1)
-    with pytest.raises(KdgenError, match="overwrite"):
+    with pytest.raises(UserError, match="overwrite"):
         make(tmp_path, n=5)
     make(tmp_path, seed=1, n=12, overwrite=True)
     meta = manifest.load(tmp_path / "leaves-manifest.json")
@@ -125,7 +125,7 @@ def test_disk_full_leaves_no_partial_shard(tmp_path, monkeypatch):
         real(self, sample)
 
     monkeypatch.setattr(writer.ShardFile, "write_packed", failing)
-    with pytest.raises(KdgenError, match="No space left"):
+    with pytest.raises(UserError, match="No space left"):
         make(tmp_path)
     assert [p.name for p in tmp_path.glob("leaves-*.tar")] == ["leaves-000000.tar"]
     assert not list(tmp_path.glob(".*tmp*"))
@@ -171,7 +171,7 @@ def test_ranks_write_their_shards_and_merge(tmp_path):
 
 def test_merge_refuses_missing_ranks(tmp_path):
     make(tmp_path, n=25, rank=0, world_size=3)
-    with pytest.raises(KdgenError, match="rank"):
+    with pytest.raises(UserError, match="rank"):
         manifest.merge(tmp_path, "leaves")
 
 

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from kdtrain.cli.main import cli
 from kdtrain.data.spec import InputSpec, adapt
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models.registry import create_model
 from kdtrain.models.teachers import load_teacher
 from tests._kdtrain_fixtures import write_shards, write_teacher
@@ -59,15 +59,15 @@ def test_export_torchscript_and_state_dict_with_sidecar(tmp_path):
 
 
 def test_bad_teacher_files(tmp_path):
-    with pytest.raises(KDError, match="not found"):
+    with pytest.raises(UserError, match="not found"):
         load_teacher(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(KDError, match="cannot read"):
+    with pytest.raises(UserError, match="cannot read"):
         load_teacher(tmp_path / "junk.pt")
     torch.save(create_model("cnn-tiny", 4, 3).state_dict(), tmp_path / "w.pth")
-    with pytest.raises(KDError, match="spec"):
+    with pytest.raises(UserError, match="spec"):
         load_teacher(tmp_path / "w.pth", arch="cnn-tiny")
-    with pytest.raises(KDError, match="do not fit"):
+    with pytest.raises(UserError, match="do not fit"):
         load_teacher(tmp_path / "w.pth", arch="resnet8", spec="3x10x10")
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from kdgen import manifest, writer
 from kdgen.cli import cli as kdgen_cli
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.lock import OutputLock, hold_run_folder
 from kdgen.runner import RunConfig, generate
 from kdtrain.cli.main import cli as kdtrain_cli
@@ -65,7 +65,7 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 def test_a_partial_kdgen_manifest_says_complete_false(tmp_path, monkeypatch):
     cfg = RunConfig("noise", n=12, size=(8, 8), out=tmp_path, shard_size=4, progress=False)
     restore = disk_full_after(monkeypatch, 5)
-    with pytest.raises(KdgenError, match=r"No space left on device; the shards kept \(1\) are complete"):
+    with pytest.raises(UserError, match=r"No space left on device; the shards kept \(1\) are complete"):
         generate(cfg)
     meta = manifest.load(tmp_path / "noise-manifest.json")
     assert meta["complete"] is False and meta["shards"] == {"noise-000000.tar": 4}

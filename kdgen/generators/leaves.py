@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from kdgen.generators.noise import fbm
 from kdgen.registry import Generator, register
-from kdgen.settings import dataclass_options, knob
+from kdgen.settings import knob
 
 SHAPES = ("disk", "square", "oriented_square", "rectangle", "triangle", "quadrilateral")
 DISK, SQUARE, ORIENTED_SQUARE, RECTANGLE, TRIANGLE, QUAD = range(len(SHAPES))
@@ -283,7 +283,6 @@ class Leaves(Generator):
     help = ("Dead-leaves images: occluding disks, squares, rectangles, triangles and quadrilaterals with "
             "power-law sizes, laid until the canvas is covered.")
     Options = LeavesOptions
-    options = [dataclass_options(Options)]
 
     def __init__(self, size, **params):
         super().__init__(size)

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from kdgen.registry import Generator, register
-from kdgen.settings import dataclass_options, knob
+from kdgen.settings import knob
 
 VARIANTS = ("gaussian", "uniform", "spectral", "perlin")
 PIXELS_PER_CALL = 1 << 18  # images computed together, in pixels: 256 at 32 px, 16 at 128 px
@@ -152,7 +152,6 @@ class Noise(Generator):
     help = ("Noise images: gaussian (a dataset's mean/std), uniform, spectral 1/f^alpha, Perlin fBm, or mixed. "
             "The paper's weakest surrogate, and the one the boundary attack lifts most.")
     Options = NoiseOptions
-    options = [dataclass_options(Options)]
 
     def __init__(self, size, **params):
         super().__init__(size)

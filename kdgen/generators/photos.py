@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from kdgen.errors import KdgenError
-from kdgen.registry import Generator, option, register
+from kdgen.errors import UserError
+from kdgen.registry import Generator, register
+from kdgen.settings import knob
 
 # The natural photographs in scikit-image's wheel (checked in scikit-image 0.26.0's wheel). Left out:
 # drawn or synthetic images (chessboards, colour wheel, logo, phantom, horse silhouette, motion-blur
@@ -40,7 +42,7 @@ def photo_folder() -> Path:
     """scikit-image's bundled data folder, located without importing scikit-image."""
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise KdgenError(f"kdgen photos needs scikit-image's bundled photos: pip install -e '.[{EXTRA}]' "
+        raise UserError(f"kdgen photos needs scikit-image's bundled photos: pip install -e '.[{EXTRA}]' "
                          f"(or pip install scikit-image)")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
@@ -56,6 +58,19 @@ def _pair(text, what: str, lo: float, hi: float) -> tuple[float, float]:
     return values[0], values[1]
 
 
+@dataclass(frozen=True)
+class PhotosOptions:
+    """The `kdgen photos` options (flags generated from these fields)."""
+
+    photos: str = knob("all", "Photos to crop, by name, separated by commas: "
+                              f"{', '.join(Path(p).stem for p in PHOTOS)}.")
+    scale: str = knob("0.005,1.0", "Range of a crop's area as a fraction of its photo's (drawn log-uniformly).")
+    ratio: str = knob("0.75,1.333", "Range of a crop's aspect ratio relative to the image size's (drawn "
+                                    "log-uniformly).")
+    flip: bool = knob(True, "Mirror half of the crops left-right.")
+    min_std: float = knob(4.0, f"Redraw a crop (up to {MAX_TRIES} times) whose pixel std is below this, on 0-255.")
+
+
 @register
 class Photos(Generator):
     name = "photos"
@@ -63,20 +78,12 @@ class Photos(Generator):
     help = ("Random crops of real photographs (the 16 sample photos bundled with scikit-image: an astronaut, a cat, "
             "coffee, a rocket, gravel, the moon and more): the paper's real out-of-domain surrogate. Needs the "
             "'photos' extra (pip install -e '.[photos]').")
-    options = [
-        option("--photos", default="all", show_default=True,
-               help=f"Photos to crop, by name, separated by commas: {', '.join(Path(p).stem for p in PHOTOS)}."),
-        option("--scale", default="0.005,1.0", show_default=True,
-               help="Range of a crop's area as a fraction of its photo's (drawn log-uniformly)."),
-        option("--ratio", default="0.75,1.333", show_default=True,
-               help="Range of a crop's aspect ratio relative to the image size's (drawn log-uniformly)."),
-        option("--flip/--no-flip", default=True, show_default=True, help="Mirror half of the crops left-right."),
-        option("--min-std", type=float, default=4.0, show_default=True,
-               help=f"Redraw a crop (up to {MAX_TRIES} times) whose pixel std is below this, on 0-255."),
-    ]
+    Options = PhotosOptions
 
-    def __init__(self, size, photos="all", scale="0.005,1.0", ratio="0.75,1.333", flip=True, min_std=4.0):
+    def __init__(self, size, **params):
         super().__init__(size)
+        o = PhotosOptions(**params)
+        photos, scale, ratio, flip, min_std = o.photos, o.scale, o.ratio, o.flip, o.min_std
         by_stem = {Path(p).stem: p for p in PHOTOS}
         if str(photos).strip().lower() == "all":
             chosen = list(PHOTOS)
@@ -95,7 +102,7 @@ class Photos(Generator):
         self.folder = photo_folder()
         missing = [p for p in chosen if not (self.folder / p).is_file()]
         if missing:
-            raise KdgenError(f"scikit-image in {self.folder.parent} lacks the photos {', '.join(missing)}; "
+            raise UserError(f"scikit-image in {self.folder.parent} lacks the photos {', '.join(missing)}; "
                              f"pip install -e '.[{EXTRA}]' for a scikit-image that bundles them")
         self.files = chosen
         # the photos' bytes are part of the dataset's identity: a resumed run must crop the same photos

@@ -11,9 +11,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.registry import Generator, register
-from kdgen.settings import dataclass_options, defaults, knob
+from kdgen.settings import defaults, knob
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ class Shaders(Generator):
     batch = 1000  # samples per render() call: more frames of one program per atlas draw
     DEFAULTS = defaults(ShadersOptions)
     Options = ShadersOptions
-    options = [dataclass_options(Options)]
 
     def __init__(self, size, **params):
         params = {**self.DEFAULTS, **params}
@@ -65,21 +64,21 @@ class Shaders(Generator):
             sources = SOURCES[source]
         elif Path(source).is_dir():
             if shader_dir and Path(shader_dir).resolve() != Path(source).resolve():
-                raise KdgenError("--source DIR and --shader-dir name different folders; give one")
+                raise UserError("--source DIR and --shader-dir name different folders; give one")
             sources, shader_dir = (), source
         else:
-            raise KdgenError(f"--source must be library, procedural, both or a folder of shaders; "
+            raise UserError(f"--source must be library, procedural, both or a folder of shaders; "
                              f"{source!r} is none of these")
         self.imports = []
         if shader_dir is not None:
             if not Path(shader_dir).is_dir():
-                raise KdgenError(f"--shader-dir {shader_dir}: no such folder")
+                raise UserError(f"--shader-dir {shader_dir}: no such folder")
             self.imports, skipped = scan_dir(shader_dir)
             for rel, why in skipped:
                 log.info("shader file %s skipped: %s", rel, why)
             if not self.imports:
                 found = f"{len(skipped)} files skipped ({_reasons(skipped)})" if skipped else "no shader files"
-                raise KdgenError(f"--shader-dir {shader_dir}: no usable shaders, {found}; "
+                raise UserError(f"--shader-dir {shader_dir}: no usable shaders, {found}; "
                                  f"expected .glsl/.frag files with mainImage() or main()")
             sources = (*sources, "import")
         self.shader_dir = shader_dir
@@ -106,7 +105,7 @@ class Shaders(Generator):
         self.engine.counters = self.counters
         try:
             self.engine.open()
-        except KdgenError as err:
+        except UserError as err:
             # raised at the first render(): an exception in a pool initializer would respawn forever
             self.error = err
 

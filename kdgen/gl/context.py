@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +18,11 @@ def create_context():
     try:
         import moderngl
     except ImportError as err:
-        raise KdgenError(f"the Python package moderngl is missing ({err}); pip install moderngl") from None
+        raise UserError(f"the Python package moderngl is missing ({err}); pip install moderngl") from None
     try:
         ctx = moderngl.create_standalone_context(backend="egl", require=330)
     except Exception as err:  # glcontext raises plain Exceptions with the loader's message
         why = " ".join(str(err).split()) or type(err).__name__
-        raise KdgenError(MISSING.format(why=why)) from None
+        raise UserError(MISSING.format(why=why)) from None
     log.info("GL context: %s, %s", ctx.info.get("GL_RENDERER"), ctx.info.get("GL_VERSION"))
     return ctx

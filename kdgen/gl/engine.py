@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kdgen.errors import KdgenError
+from kdgen.errors import UserError
 from kdgen.gl.context import create_context
 from kdgen.gl.frames import draw_inputs, from_meta, to_meta
 from kdgen.gl.procedural import procedural_program
@@ -118,7 +118,7 @@ class Engine:
             self.pools["import"] = self._check_imports()
         if not self.pools.get("import", True):  # a folder the user named gave nothing: never a silent fallback
             why = ", ".join(f"{n} {WHY.get(r, r)}" for r, n in sorted(Counter(self.status.values()).items()))
-            raise KdgenError(f"every imported shader was rejected ({why}); run with -v to see each one")
+            raise UserError(f"every imported shader was rejected ({why}); run with -v to see each one")
 
     def _check_imports(self) -> list[str]:
         """Compile and time each imported program in a killable child, then load the survivors."""
@@ -213,7 +213,7 @@ class Engine:
             pid = pool[int(rng.integers(len(pool)))]
             if pid not in exclude and self._usable(pid):
                 return pid
-        raise KdgenError(f"no usable shader program found in {MAX_PICKS} draws; most programs are rejected "
+        raise UserError(f"no usable shader program found in {MAX_PICKS} draws; most programs are rejected "
                          f"(run with -v to see why)")
 
     # ---- frames --------------------------------------------------------------------------------

@@ -14,20 +14,22 @@ from kdtrain import __version__
 from kdtrain.cli import quality, report
 from kdtrain.train.config import DistillConfig
 
-# `kdtrain teacher`: the knobs that make sense without a teacher, with defaults for a real-data teacher.
-TEACHER_FIELDS = ("data", "student", "eval", "eval_limit", "samples_per_epoch", "workers", "preset", "ra_n", "ra_m",
-                  "jitter", "mixup", "mixup_alpha", "label_smoothing", "epochs", "steps", "batch_size", "optimizer",
-                  "lr", "momentum", "nesterov", "weight_decay", "warmup", "min_lr", "grad_clip", "device", "threads",
-                  "amp", "compile", "channels_last", "seed", "out", "resume", "ckpt_every", "ckpt_minutes",
-                  "log_every", "tensorboard", "progress")
+# `kdtrain teacher`: the knobs that make sense without a teacher, with defaults and help of its own
+# (a teacher trained on real data: its architecture, a light augmentation).
+TEACHER_COMMAND_FIELDS = ("data", "student", "eval", "eval_limit", "samples_per_epoch", "workers", "preset", "ra_n",
+    "ra_m", "jitter", "mixup", "mixup_alpha", "label_smoothing", "epochs", "steps", "batch_size", "optimizer", "lr",
+    "momentum", "nesterov", "weight_decay", "warmup", "min_lr", "grad_clip", "device", "threads", "amp", "compile",
+    "channels_last", "seed", "out", "resume", "ckpt_every", "ckpt_minutes", "log_every", "tensorboard", "progress")
 TEACHER_DEFAULTS = {"student": "resnet8", "preset": "crop-flip", "out": "runs/teacher", "weight_decay": 5e-4,
                     "epochs": 12, "lr": 0.1, "label_smoothing": 0.1}
-RENAME = {"teacher": {"student": "arch"}}
-
-
-def config_options(command: str, only=None, defaults=None):
-    """Decorator adding one click option per DistillConfig field (help text from the field)."""
-    return dataclass_options(DistillConfig, only=only, overrides=defaults, rename=RENAME.get(command))
+TEACHER_COMMAND_HELP = {
+    "student": "the teacher's architecture: a registered model name, tv:<torchvision name>, or a model file",
+    "preset": "augmentation recipe",
+    "seed": "seed of initialisation, data order, augmentation and mixup",
+    "eval": "real labelled test data (same sources as --data); default: the test split of --data; 'none' to skip",
+    "mixup": "mixup every batch",
+    "compile": "torch.compile the model",
+}
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -37,7 +39,8 @@ def cli():
 
 
 @cli.command()
-@config_options("teacher", only=TEACHER_FIELDS, defaults=TEACHER_DEFAULTS)
+@dataclass_options(DistillConfig, only=TEACHER_COMMAND_FIELDS, overrides=TEACHER_DEFAULTS, rename={"student": "arch"},
+                   helps=TEACHER_COMMAND_HELP)
 def teacher(**kw):
     """Train a teacher on real labelled data (e.g. --data fashion-mnist); writes OUT/teacher.pt."""
     from kdtrain.train.distill import train_teacher
@@ -48,7 +51,7 @@ def teacher(**kw):
 
 
 @cli.command()
-@config_options("distill")
+@dataclass_options(DistillConfig)
 def distill(**kw):
     """Distil --teacher into --student from surrogate --shards (or real --data); writes OUT/student.pt.
 

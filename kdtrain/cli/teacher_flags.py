@@ -1,32 +1,32 @@
 """Bring your own teacher, the same way in every command that takes one: the --teacher, --teacher-arch
-and --teacher-spec flags (declared once, as DistillConfig fields) and the one function that loads it."""
+and --teacher-spec flags and the --device and --amp it runs with (declared once, as DistillConfig
+fields) and the one function that loads it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import click
-
-from kdtrain.errors import KDError
+from kdgen.settings import dataclass_options
+from kdtrain.device import resolve_device
+from kdtrain.errors import UserError
 from kdtrain.train.config import DistillConfig
 
-TEACHER_FIELDS = ("teacher", "teacher_arch", "teacher_spec")
+TEACHER_FLAGS = ("teacher", "teacher_arch", "teacher_spec", "device", "amp")
 
 
 def teacher_options(fn):
     """The teacher flags, with the help of their DistillConfig fields (as `kdtrain distill` shows them)."""
-    from dataclasses import fields
-
-    helps = {f.name: f.metadata.get("help", "") for f in fields(DistillConfig)}
-    for name in reversed(TEACHER_FIELDS):
-        kw = {"required": True, "type": click.Path(path_type=Path)} if name == "teacher" else {}
-        fn = click.option(f"--{name.replace('_', '-')}", name, help=helps[name], **kw)(fn)
-    return fn
+    return dataclass_options(DistillConfig, only=TEACHER_FLAGS, required=("teacher",))(fn)
 
 
-def load(o: dict, device: str):
+def device(o: dict):
+    """The torch device of a command's `--device`, or a one-line error (before any file is read)."""
+    return resolve_device(o["device"])
+
+
+def load(o: dict, device):
     """The teacher named by a command's options (see teacher_options), on `device`, in the precision of
-    `--amp` (default auto), channels_last where it is an eager module (faster with oneDNN and cuDNN)."""
+    `--amp`, channels_last where it is an eager module (faster with oneDNN and cuDNN)."""
     import torch
 
     from kdtrain.models import precision
@@ -34,8 +34,8 @@ def load(o: dict, device: str):
 
     path = Path(o["teacher"])
     if not path.exists():
-        raise KDError(f"--teacher {path}: no such file")
-    dtype = precision.resolve(o.get("amp", "auto"), device)
+        raise UserError(f"--teacher {path}: no such file")
+    dtype = precision.resolve(o["amp"], device)
     teacher = load_teacher(path, device, arch=o.get("teacher_arch"), spec=o.get("teacher_spec"))
     if isinstance(teacher.model, torch.nn.Module) and not isinstance(teacher.model, torch.jit.ScriptModule):
         teacher.model.to(memory_format=torch.channels_last)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
@@ -98,9 +98,9 @@ class BatchRandAugment:
         self.ra = v2.RandAugment(n, m)
         missing = [a for a in self.INTERNALS if not hasattr(self.ra, a)]
         if missing:
-            from kdtrain.errors import KDError
+            from kdtrain.errors import UserError
 
-            raise KDError(f"torchvision {torchvision.__version__} moved RandAugment's internals "
+            raise UserError(f"torchvision {torchvision.__version__} moved RandAugment's internals "
                           f"({', '.join(missing)}) that the batched RandAugment needs; install torchvision==0.29.1 "
                           f"(the tested version) or use another --preset")
         self.ops = list(self.ra._AUGMENTATION_SPACE.items())
@@ -162,7 +162,7 @@ class Paper:
         have = self.PIECES if shader else self.PIECES[:4]
         bad = [p for p in off if p not in have]
         if bad:
-            raise KDError(f"--aug-off {','.join(bad)}: not a piece of this preset; its pieces are {', '.join(have)}"
+            raise UserError(f"--aug-off {','.join(bad)}: not a piece of this preset; its pieces are {', '.join(have)}"
                           + ("" if shader else " (elastic and invert are in --preset paper-shader)"))
         self.pad = 0 if "crop" in off else crop_pad(size)
         self.flip_p = 0.0 if "flip" in off else 0.5
@@ -219,7 +219,7 @@ def build_preset(name: str, size: int, ra_n: int | None = None, ra_m: int = 14, 
     pieces of a paper preset to leave out; ra_n and jitter None: the preset's own (PAPER_DEFAULTS)."""
     pieces = tuple(p.strip() for p in off.split(",") if p.strip())
     if pieces and name not in ("paper", "paper-shader"):
-        raise KDError(f"--aug-off works with --preset paper or paper-shader, not {name!r}")
+        raise UserError(f"--aug-off works with --preset paper or paper-shader, not {name!r}")
     if name == "none":
         return NoAug()
     if name == "crop-flip":
@@ -228,7 +228,7 @@ def build_preset(name: str, size: int, ra_n: int | None = None, ra_m: int = 14, 
         n, j = PAPER_DEFAULTS[name]
         return Paper(size, n if ra_n is None else ra_n, ra_m, j if jitter is None else jitter,
                      shader=name == "paper-shader", off=pieces)
-    raise KDError(f"unknown augmentation preset {name!r}; choose one of {', '.join(PRESETS)}")
+    raise UserError(f"unknown augmentation preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 
 def mixup(x: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from kdgen import contract
 from kdtrain.data.spec import InputSpec
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 FASHION_MNIST_DIR = os.environ.get("KDTRAIN_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 CACHE_DIR = os.environ.get("KDTRAIN_DATA", os.path.expanduser("~/.cache/kdtrain"))
@@ -108,7 +108,7 @@ def _idx(path: Path) -> np.ndarray:
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     arr = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if data[2] != 0x08 or arr.size != int(np.prod(dims)):
-        raise KDError(f"{path} is not a uint8 IDX file")
+        raise UserError(f"{path} is not a uint8 IDX file")
     return arr.reshape(dims)
 
 
@@ -132,7 +132,7 @@ def _mnist_like(name: str, train: bool) -> LabelledSet:
         try:
             ds = cls(os.path.join(CACHE_DIR, name), train=train, download=True)
         except Exception as e:
-            raise KDError(f"{name}: no IDX files in {folder} and download failed ({e})") from None
+            raise UserError(f"{name}: no IDX files in {folder} and download failed ({e})") from None
         images, labels = ds.data.clone(), ds.targets.clone().long()
     classes = FASHION_CLASSES if name == "fashion-mnist" else [str(i) for i in range(10)]
     mean, std = STATS[name]
@@ -146,7 +146,7 @@ def _cifar(name: str, train: bool) -> LabelledSet:
     try:
         ds = cls(os.path.join(CACHE_DIR, name), train=train, download=True)
     except Exception as e:
-        raise KDError(f"{name}: download failed ({e})") from None
+        raise UserError(f"{name}: download failed ({e})") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     mean, std = STATS[name]
     return LabelledSet(name, TensorImages(images, torch.tensor(ds.targets)), list(ds.classes),
@@ -169,7 +169,7 @@ def _folder(root: Path, train: bool) -> LabelledSet:
                 files.append(str(f))
                 labels.append(i)
     if not files:
-        raise KDError(f"image folder {root} has no class sub-folders with images")
+        raise UserError(f"image folder {root} has no class sub-folders with images")
     ds = FileImages(files, labels)
     return LabelledSet(str(root), ds, classes, _measure_spec(ds))
 
@@ -182,7 +182,7 @@ def _shards(source: str, urls: list[str]) -> LabelledSet:
         images.append(s["image"])
         labels.append(s["label"])
     if not images:
-        raise KDError(f"no labelled samples (with .cls) in {source}")
+        raise UserError(f"no labelled samples (with .cls) in {source}")
     names = _manifest_classes(urls[0]) or [str(i) for i in range(max(labels) + 1)]
     ds = _ListImages(images, labels)
     return LabelledSet(source, ds, names, _measure_spec(ds))

@@ -24,7 +24,7 @@ from kdgen import contract
 from kdgen.contract import IMAGE_EXTS
 from kdtrain.data.spec import InputSpec, adapt
 from kdtrain.data.tario import NotPlain, tar_members
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 TRAIN_FIELDS = (*IMAGE_EXTS, "cls")  # training reads no .json: skipping it makes tar reading ~10% faster
 MAX_WARNINGS = 20  # shards warned about per process; later problems are only counted
@@ -38,10 +38,10 @@ def expand_patterns(patterns: list[str]) -> list[str]:
         for p in braceexpand(pattern):
             found += sorted(glob.glob(p)) if glob.has_magic(p) else ([p] if Path(p).exists() else [])
         if not found:
-            raise KDError(f"shard pattern {pattern!r} matches no files")
+            raise UserError(f"shard pattern {pattern!r} matches no files")
         odd = [f for f in found if not Path(f).is_file()]
         if odd:
-            raise KDError(f"shard pattern {pattern!r} matches {odd[0]}, which is not a regular file; "
+            raise UserError(f"shard pattern {pattern!r} matches {odd[0]}, which is not a regular file; "
                           f"give a pattern that matches shard files only")
         urls += found
     return urls
@@ -218,6 +218,6 @@ def check_shards(urls: list[str], pattern: str) -> None:
                 first = first or raw
     if first is not None:
         fields = ", ".join(k for k in first if not k.startswith("__")) or "none"
-        raise KDError(f"shards {pattern!r} have no image field ({'/'.join(IMAGE_EXTS)}) in any sample; "
+        raise UserError(f"shards {pattern!r} have no image field ({'/'.join(IMAGE_EXTS)}) in any sample; "
                       f"sample {first['__key__']} has: {fields}")
-    raise KDError(f"no readable samples in the shards of {pattern!r}")
+    raise UserError(f"no readable samples in the shards of {pattern!r}")

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 # ITU-R BT.601 luma weights, as PIL's convert("L") uses.
 _LUMA = (0.299, 0.587, 0.114)
@@ -25,13 +25,13 @@ class InputSpec:
 
     def __post_init__(self):
         if self.channels not in (1, 3) or self.height < 1 or self.width < 1:
-            raise KDError(f"unsupported input spec {self.channels}x{self.height}x{self.width}")
+            raise UserError(f"unsupported input spec {self.channels}x{self.height}x{self.width}")
         for name in ("mean", "std"):
             v = tuple(float(x) for x in getattr(self, name))
             if len(v) == 1:
                 v = v * self.channels
             if len(v) != self.channels:
-                raise KDError(f"input spec {name} has {len(v)} values for {self.channels} channels")
+                raise UserError(f"input spec {name} has {len(v)} values for {self.channels} channels")
             object.__setattr__(self, name, v)
 
     def to_dict(self) -> dict:
@@ -42,17 +42,17 @@ class InputSpec:
         """From {"channels", "height", "width", "mean", "std"}; a square image may give "size" instead."""
         fields = '"channels", "size" (or "height" and "width"), "mean" and "std"'
         if not isinstance(d, dict):
-            raise KDError(f"bad input spec: expected a JSON object with {fields}, got {type(d).__name__}")
+            raise UserError(f"bad input spec: expected a JSON object with {fields}, got {type(d).__name__}")
         d = {"height": d.get("size"), "width": d.get("size"), **d}
         missing = [k for k in ("channels", "height", "width", "mean", "std") if d.get(k) is None]
         if missing:
             what = "size" if {"height", "width"} & set(missing) else missing[0]
-            raise KDError(f"bad input spec: no {what!r}; give {fields}")
+            raise UserError(f"bad input spec: no {what!r}; give {fields}")
         try:
             mean, std = (tuple(v) if isinstance(v, (list, tuple)) else (v,) for v in (d["mean"], d["std"]))
             return cls(int(d["channels"]), int(d["height"]), int(d["width"]), mean, std)
         except (TypeError, ValueError) as e:
-            raise KDError(f"bad input spec: {e}; give {fields} (numbers)") from None
+            raise UserError(f"bad input spec: {e}; give {fields} (numbers)") from None
 
     @classmethod
     def parse(cls, text: str) -> InputSpec:
@@ -63,7 +63,7 @@ class InputSpec:
             mean = tuple(float(v) for v in parts[1].split(",")) if len(parts) > 1 else (0.5,)
             std = tuple(float(v) for v in parts[2].split(",")) if len(parts) > 2 else (0.5,)
         except ValueError:
-            raise KDError(f"bad input spec {text!r}; expected CxHxW or CxHxW/mean,../std,..") from None
+            raise UserError(f"bad input spec {text!r}; expected CxHxW or CxHxW/mean,../std,..") from None
         return cls(c, h, w, mean, std)
 
 

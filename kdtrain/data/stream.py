@@ -31,7 +31,7 @@ from kdtrain.data.shards import (
     read_shard,
 )
 from kdtrain.data.spec import InputSpec
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 
 def seed_int(*parts: int) -> int:
@@ -44,10 +44,10 @@ class ShardSource:
 
     def __init__(self, sets: list[list[str]], weights: list[float] | None = None, shuffle_buffer: int = 2000):
         if weights is not None and len(weights) != len(sets):
-            raise KDError(f"{len(weights)} --weights for {len(sets)} --shards sets")
+            raise UserError(f"{len(weights)} --weights for {len(sets)} --shards sets")
         w = np.array(weights if weights is not None else [1.0] * len(sets), dtype=float)
         if (w < 0).any() or w.sum() <= 0:
-            raise KDError(f"--weights must be non-negative with a positive sum, got {weights}")
+            raise UserError(f"--weights must be non-negative with a positive sum, got {weights}")
         self.sets, self.weights, self.shuffle_buffer = sets, w / w.sum(), shuffle_buffer
 
     def _resampled(self, urls: list[str], rng: np.random.Generator, problems: Problems) -> Iterator[dict]:
@@ -59,7 +59,7 @@ class ShardSource:
                 yield raw
             empty = 0 if n else empty + 1
             if empty > 20 + 5 * len(urls):  # every shard unreadable: do not spin forever
-                raise KDError(f"no readable samples in {len(urls)} shards (e.g. {urls[0]})")
+                raise UserError(f"no readable samples in {len(urls)} shards (e.g. {urls[0]})")
 
     def stream(self, seed: int, epoch: int, rank: int, world: int, worker: int, workers: int,
                problems: Problems) -> Iterator[dict]:

@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 CHOICES = ("auto", "bf16", "fp16", "off")
 # Lets a forced --amp bf16 run on a CPU without bf16 units (emulated, slower): for testing that path anywhere.
@@ -40,7 +40,7 @@ def resolve(amp: str | None, device: torch.device | str) -> torch.dtype | None:
     device = torch.device(device)
     amp = "off" if amp in (None, "", False) else str(amp).lower()
     if amp not in CHOICES:
-        raise KDError(f"--amp {amp!r} is not one of {', '.join(CHOICES)}")
+        raise UserError(f"--amp {amp!r} is not one of {', '.join(CHOICES)}")
     if amp == "off":
         return None
     if device.type == "cuda":
@@ -48,12 +48,12 @@ def resolve(amp: str | None, device: torch.device | str) -> torch.dtype | None:
     if device.type != "cpu":
         return None
     if amp == "fp16":
-        raise KDError("--amp fp16 runs on CUDA only; on the CPU use --amp bf16 (needs AMX or AVX-512 bf16) or off")
+        raise UserError("--amp fp16 runs on CUDA only; on the CPU use --amp bf16 (needs AMX or AVX-512 bf16) or off")
     if cpu_bf16_feature() is None:
         if amp == "bf16" and os.environ.get(EMULATE_ENV) == "1":
             return torch.bfloat16
         if amp == "bf16":
-            raise KDError("--amp bf16: this CPU has no native bf16 units (AMX or AVX-512 bf16), where bf16 is "
+            raise UserError("--amp bf16: this CPU has no native bf16 units (AMX or AVX-512 bf16), where bf16 is "
                           "slower than float32; use --amp off (or auto)")
         return None
     return torch.bfloat16

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -34,7 +34,7 @@ def create_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module
     if name.startswith("tv:"):
         return _torchvision_model(name[3:], num_classes, in_channels)
     if name not in MODELS:
-        raise KDError(f"unknown model {name!r}; choose one of {', '.join(list_models())} or tv:<torchvision name>")
+        raise UserError(f"unknown model {name!r}; choose one of {', '.join(list_models())} or tv:<torchvision name>")
     return MODELS[name](num_classes=num_classes, in_channels=in_channels)
 
 
@@ -42,7 +42,7 @@ def _torchvision_model(name: str, num_classes: int, in_channels: int) -> nn.Modu
     import torchvision
 
     if name not in torchvision.models.list_models(module=torchvision.models):
-        raise KDError(f"unknown torchvision classification model {name!r}")
+        raise UserError(f"unknown torchvision classification model {name!r}")
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     if in_channels != 3:  # swap the stem conv in place so state_dict keys stay torchvision's
         for parent in model.modules():

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from kdtrain.data.spec import InputSpec, adapt
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.models.precision import autocast
 from kdtrain.models.registry import create_model
 
@@ -81,7 +81,7 @@ class Teacher:
             if isinstance(self.model, torch.fx.GraphModule):  # an exported program: cut its graph instead
                 with autocast(self.device, self.amp_dtype):
                     return torch.flatten(self._graph_features()(self.normalize(x01)), 1).float()
-            raise KDError("teacher features need a model with a linear head (a TorchScript teacher has none "
+            raise UserError("teacher features need a model with a linear head (a TorchScript teacher has none "
                           "that can be reached; export it with torch.export instead)")
         captured = []
         handle = head.register_forward_hook(lambda _m, inp, _out: captured.append(inp[0]))
@@ -101,7 +101,7 @@ class Teacher:
             heads = [n for n in gm.graph.nodes if n.op == "call_function"
                      and n.target in (torch.ops.aten.linear.default, torch.ops.aten.addmm.default)]
             if not heads:
-                raise KDError("the exported teacher has no linear head to take features from")
+                raise UserError("the exported teacher has no linear head to take features from")
             last = heads[-1]
             feat = last.args[1] if last.target == torch.ops.aten.addmm.default else last.args[0]
             graph.output(env[feat])
@@ -138,7 +138,7 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", ar
     """Load a frozen teacher from any accepted format (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise KDError(f"teacher file not found: {path}")
+        raise UserError(f"teacher file not found: {path}")
     side = _sidecar(path)
     arch = arch or side.get("arch")
     spec = _as_spec(spec if spec is not None else side.get("spec", side if "channels" in side else None))
@@ -156,33 +156,33 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", ar
             model = torch.jit.load(str(path), map_location="cpu")
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except KDError:
+    except UserError:
         raise
     except pickle.UnpicklingError as e:  # said without torch's advice to turn weights_only off
         if "global" in str(e).lower():
-            raise KDError(f"{path} holds Python objects besides tensors, which kdtrain never unpickles; "
+            raise UserError(f"{path} holds Python objects besides tensors, which kdtrain never unpickles; "
                           f"{ACCEPTED}") from None
-        raise KDError(f"cannot read teacher {path}: not a readable torch.save file (corrupt or another format); "
+        raise UserError(f"cannot read teacher {path}: not a readable torch.save file (corrupt or another format); "
                       f"{ACCEPTED}") from None
     except Exception as e:  # corrupt/unreadable: one line, not a traceback
-        raise KDError(f"cannot read teacher {path} ({type(e).__name__}: {_first_line(e)}); {ACCEPTED}") from None
+        raise UserError(f"cannot read teacher {path} ({type(e).__name__}: {_first_line(e)}); {ACCEPTED}") from None
     if kind == "pickle":
         if isinstance(obj, dict) and "state_dict" in obj and "arch" in obj and "spec" in obj:
             return _from_checkpoint(obj, path, device)
         state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise KDError(f"{path} is neither a kdtrain checkpoint nor a state_dict")
+            raise UserError(f"{path} is neither a kdtrain checkpoint nor a state_dict")
         if spec is None:
-            raise KDError(f"input spec of {path} unknown: pass --teacher-spec CxHxW[/mean/std] or write "
+            raise UserError(f"input spec of {path} unknown: pass --teacher-spec CxHxW[/mean/std] or write "
                           f"{path.with_suffix('.json').name} beside it")
         if not arch:
-            raise KDError(f"{path} is a bare state_dict: give the architecture (--teacher-arch or 'arch' in "
+            raise UserError(f"{path} is a bare state_dict: give the architecture (--teacher-arch or 'arch' in "
                           f"{path.with_suffix('.json').name})")
         num_classes = num_classes or _classes_from_state(state)
         model = create_model(arch, num_classes, spec.channels)
         _load_state(model, state, path)
     if spec is None:
-        raise KDError(f"input spec of {path} unknown: pass --teacher-spec CxHxW[/mean/std] or write "
+        raise UserError(f"input spec of {path} unknown: pass --teacher-spec CxHxW[/mean/std] or write "
                       f"{path.with_suffix('.json').name} beside it")
     if num_classes is None:  # exported/scripted: ask the model
         with torch.no_grad():
@@ -201,14 +201,14 @@ def _load_state(model: nn.Module, state: dict, path: Path) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise KDError(f"weights in {path} do not fit the architecture: {str(e).splitlines()[0][:200]}") from None
+        raise UserError(f"weights in {path} do not fit the architecture: {str(e).splitlines()[0][:200]}") from None
 
 
 def _classes_from_state(state: dict) -> int:
     """The classifier's output count: rows of the last 2-D weight in the state_dict."""
     mats = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
     if not mats:
-        raise KDError("cannot infer the number of classes from the state_dict; give num_classes")
+        raise UserError("cannot infer the number of classes from the state_dict; give num_classes")
     return int(mats[-1].shape[0])
 
 
@@ -218,7 +218,7 @@ def _sniff(path: Path) -> str:
     is_zip = zipfile.is_zipfile(path)
     if path.suffix == ".pt2":
         if not is_zip:
-            raise KDError(f"cannot read teacher {path}: not a .pt2 archive (not a zip file); {ACCEPTED}")
+            raise UserError(f"cannot read teacher {path}: not a .pt2 archive (not a zip file); {ACCEPTED}")
         return "export"
     if is_zip:
         with zipfile.ZipFile(path) as z:
@@ -229,7 +229,7 @@ def _sniff(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(2)
     if head[:1] != b"\x80":  # torch.save's legacy format is a pickle: protocol opcode first
-        raise KDError(f"cannot read teacher {path}: not a model file (neither a zip archive nor a torch.save "
+        raise UserError(f"cannot read teacher {path}: not a model file (neither a zip archive nor a torch.save "
                       f"pickle); {ACCEPTED}")
     return "pickle"
 
@@ -253,7 +253,7 @@ def check_export_archive(path: Path) -> None:
         root = names[0].split("/", 1)[0] + "/" if names else ""
 
         def refuse(why: str):
-            raise KDError(f"refusing teacher {path}: {why}; kdtrain loads .pt2 archives of plain tensors only "
+            raise UserError(f"refusing teacher {path}: {why}; kdtrain loads .pt2 archives of plain tensors only "
                           f"(re-export it with torch.export.save from a model with tensor weights)")
 
         for name in names:
@@ -316,7 +316,7 @@ def _check_dynamic_batch(program, path: Path) -> None:
         val = node.meta.get("val") if node.op == "placeholder" and node.name in inputs else None
         if isinstance(val, torch.Tensor) and val.ndim and isinstance(val.shape[0], int):
             dim = "{0: torch.export.Dim('batch')}"
-            raise KDError(f"{path} was exported with a fixed batch size of {val.shape[0]}; export it with a dynamic "
+            raise UserError(f"{path} was exported with a fixed batch size of {val.shape[0]}; export it with a dynamic "
                           f"batch: torch.export.export(model, (x,), dynamic_shapes=({dim},))")
 
 
@@ -332,7 +332,7 @@ def _sidecar(path: Path) -> dict:
     try:
         return json.loads(side.read_text())
     except (OSError, ValueError) as e:
-        raise KDError(f"cannot read {side}: {e}") from None
+        raise UserError(f"cannot read {side}: {e}") from None
 
 
 def _as_spec(spec) -> InputSpec | None:

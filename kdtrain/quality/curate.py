@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from kdtrain.errors import KDError
-from kdtrain.synth.attack import STAGES, AttackConfig, attack_batch, frozen, quantize, teacher_device, to_uint8
+from kdtrain.errors import UserError
+from kdtrain.synth.attack import STAGES, AttackConfig, attack_batch
+from kdtrain.synth.common import frozen, quantize, teacher_device, to_uint8
 
 # Curation's version, part of its sets' identity: bump it whenever the same pool, teacher, options and seed
 # would keep or write other samples (the attack's VERSION is recorded in the params where it fills classes).
@@ -99,9 +100,9 @@ def curate(
     """Select up to `per_class` samples per predicted class from `pool()` (a callable returning an
     iterator of batch dicts, called again for the fill pass) and add them to `writer`."""
     if per_class < 1:
-        raise KDError(f"--per-class must be at least 1, got {per_class}")
+        raise UserError(f"--per-class must be at least 1, got {per_class}")
     if min_conf is not None and max_conf is not None and min_conf > max_conf:
-        raise KDError(f"confidence bounds are empty: min {min_conf} > max {max_conf}")
+        raise UserError(f"confidence bounds are empty: min {min_conf} > max {max_conf}")
     c = int(teacher.num_classes)
     names = list(teacher.class_names) if getattr(teacher, "class_names", None) else [str(i) for i in range(c)]
     report = CurateReport(per_class, names, [0] * c, [0] * c)

@@ -12,8 +12,8 @@ import math
 import numpy as np
 import torch
 
-from kdtrain.errors import KDError
-from kdtrain.synth.attack import teacher_device
+from kdtrain.errors import UserError
+from kdtrain.synth.common import teacher_device
 
 # The metrics of one set, in table order: key, column header, format.
 COLUMNS = [
@@ -80,7 +80,7 @@ class SetScorer:
 
     def result(self, class_names=None) -> dict:
         if self.n == 0:
-            raise KDError("no samples to score: the shards matched hold no images")
+            raise UserError("no samples to score: the shards matched hold no images")
         names = list(class_names) if class_names else [str(i) for i in range(self.c)]
         frac = self.counts / self.n
         nz = frac[frac > 0]

@@ -3,7 +3,7 @@ Makefile: where its runs lie, which set is the reference, its set order, aliases
 report library itself knows no set names, folder conventions or paper figures; they all come from here.
 
 YAML is read defensively, since a config is user input: no aliases (a few lines of them expand to gigabytes),
-bounded nesting and size, UTF-8 only; anything wrong is one KDError naming the file."""
+bounded nesting and size, UTF-8 only; anything wrong is one UserError naming the file."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.report.format import bad_placeholder
 
 MAX_DEPTH = 64  # mapping/list nesting a config or a run's config.yaml may have
@@ -61,30 +61,30 @@ class _AliasLoader(_Loader):
 
 
 def read_yaml(path: Path, what: str, fix: str, aliases: bool = False) -> dict:
-    """The mapping in a YAML file ({} where the file is absent or empty); KDError '<what> PATH ...; <fix>'.
+    """The mapping in a YAML file ({} where the file is absent or empty); UserError '<what> PATH ...; <fix>'.
     `aliases`: allow *name references (their expanded size is capped all the same)."""
     path = Path(path)
     if not path.exists():
         return {}
     if not path.is_file():
-        raise KDError(f"{what}{path} is not a file; {fix}")
+        raise UserError(f"{what}{path} is not a file; {fix}")
     raw = path.read_bytes()
     if len(raw) > MAX_BYTES:
-        raise KDError(f"{what}{path} is over {MAX_BYTES >> 20} MiB, too large for a YAML config; {fix}")
+        raise UserError(f"{what}{path} is over {MAX_BYTES >> 20} MiB, too large for a YAML config; {fix}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise KDError(f"{what}{path} is not UTF-8 text (byte {e.start}); {fix}") from None
+        raise UserError(f"{what}{path} is not UTF-8 text (byte {e.start}); {fix}") from None
     try:
         d = yaml.load(text, Loader=_AliasLoader if aliases else _Loader)
     except _Refused as e:
-        raise KDError(f"{what}{path} {e}") from None
+        raise UserError(f"{what}{path} {e}") from None
     except (yaml.YAMLError, RecursionError):
-        raise KDError(f"{what}{path} is not valid YAML; {fix}") from None
+        raise UserError(f"{what}{path} is not valid YAML; {fix}") from None
     if d is None:
         return {}
     if not isinstance(d, dict):
-        raise KDError(f"{what}{path}: expected a mapping of settings; {fix}")
+        raise UserError(f"{what}{path}: expected a mapping of settings; {fix}")
     return d
 
 
@@ -143,9 +143,9 @@ def _is_str_list(v) -> bool:
 
 
 def _check(d: dict, path: Path) -> None:
-    """One KDError for the first value of the wrong shape; templates checked against the names they may use."""
+    """One UserError for the first value of the wrong shape; templates checked against the names they may use."""
     def bad(key: str, want: str):
-        return KDError(f"--config {path}: {key} must be {want}")
+        return UserError(f"--config {path}: {key} must be {want}")
 
     for key in ("title", "reference", "reference_student", "reference_about"):
         if d.get(key) is not None and not isinstance(d[key], str):
@@ -167,29 +167,29 @@ def _check(d: dict, path: Path) -> None:
     names = {f.name for f in fields(Layout)}
     unknown = sorted(set(layout) - names)
     if unknown:
-        raise KDError(f"--config {path}: unknown layout keys {', '.join(unknown)}; use {', '.join(sorted(names))}")
+        raise UserError(f"--config {path}: unknown layout keys {', '.join(unknown)}; use {', '.join(sorted(names))}")
     for k, v in layout.items():
         if v is not None and not isinstance(v, str):
             raise bad(f"layout.{k}", "text")
     for k in ("budgets", "budgets_about"):
         why = layout.get(k) and bad_placeholder(layout[k], ("runs",))
         if why:
-            raise KDError(f"--config {path}: layout.{k} {why}; use {{runs}}")
+            raise UserError(f"--config {path}: layout.{k} {why}; use {{runs}}")
     targets = d.get("targets") or []
     if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
         raise bad("targets", "a list of mappings {what, prefix, fraction}")
     for t in targets:
         missing = [k for k in ("what", "prefix", "fraction") if k not in t]
         if missing:
-            raise KDError(f"--config {path}: a target lacks {', '.join(missing)}")
+            raise UserError(f"--config {path}: a target lacks {', '.join(missing)}")
         if isinstance(t["fraction"], bool) or not isinstance(t["fraction"], (int, float)):
             raise bad("a target's fraction", "a number such as 0.9")
     if targets and not d.get("reference"):
-        raise KDError(f"--config {path}: targets need a reference set to be measured against; add reference: SET")
+        raise UserError(f"--config {path}: targets need a reference set to be measured against; add reference: SET")
     for line in d.get("paper") or []:
         why = bad_placeholder(str(line), PAPER_FACTS)
         if why:
-            raise KDError(f"--config {path}: a paper line {why}; use {{{'}, {'.join(PAPER_FACTS)}}}")
+            raise UserError(f"--config {path}: a paper line {why}; use {{{'}, {'.join(PAPER_FACTS)}}}")
 
 
 def load_config(path: Path | None) -> ReportConfig:
@@ -198,12 +198,12 @@ def load_config(path: Path | None) -> ReportConfig:
         return ReportConfig()
     path = Path(path)
     if not path.is_file():
-        raise KDError(f"--config {path}: no such file")
+        raise UserError(f"--config {path}: no such file")
     d = read_yaml(path, "--config ", "fix the file")
     names = {f.name for f in fields(ReportConfig)} - {"path"}
     unknown = sorted(set(d) - names)
     if unknown:
-        raise KDError(f"--config {path}: unknown keys {', '.join(unknown)}; use {', '.join(sorted(names))}")
+        raise UserError(f"--config {path}: unknown keys {', '.join(unknown)}; use {', '.join(sorted(names))}")
     _check(d, path)
     d["order"] = [str(n) for n in d.get("order") or []]
     d["attacked_names"] = [str(n) for n in d.get("attacked_names") or []]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.report import budget, sections
 from kdtrain.report.config import ReportConfig
 from kdtrain.report.format import count
@@ -23,7 +23,7 @@ def _read_notes(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8").strip()
     except UnicodeDecodeError as e:
-        raise KDError(f"notes {path} are not UTF-8 text (byte {e.start}); save them as UTF-8") from None
+        raise UserError(f"notes {path} are not UTF-8 text (byte {e.start}); save them as UTF-8") from None
 
 
 def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None, notes: Path | None = None,

@@ -1,7 +1,7 @@
 """What a report reads from a run folder laid out as its config's Layout says: each student run
 (summary.json and config.yaml, as `kdtrain distill` writes them) with the kdgen manifests, score and
 contact sheet of the data it was distilled on. Every file is checked here, before anything is written:
-a file of the wrong shape is one KDError naming it; non-finite numbers count as missing."""
+a file of the wrong shape is one UserError naming it; non-finite numbers count as missing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdgen import contract
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 from kdtrain.report.config import ReportConfig, read_yaml
 from kdtrain.report.format import finite
 
@@ -22,23 +22,23 @@ NAMES = ("model", "device")
 
 
 def read_json(path: Path) -> dict | None:
-    """The JSON object in a file, None where it is absent; a KDError where it is anything else."""
+    """The JSON object in a file, None where it is absent; a UserError where it is anything else."""
     path = Path(path)
     if not path.exists():
         return None
     if not path.is_file():
-        raise KDError(f"{path} is not a file; {RERUN}")
+        raise UserError(f"{path} is not a file; {RERUN}")
     try:
         d = json.loads(path.read_bytes())
     except (ValueError, RecursionError):  # bad JSON, bytes that are not UTF-8, absurd nesting
-        raise KDError(f"{path} is not valid JSON; {RERUN}") from None
+        raise UserError(f"{path} is not valid JSON; {RERUN}") from None
     if not isinstance(d, dict):
-        raise KDError(f"{path}: expected a JSON object, found {type(d).__name__}; {RERUN}")
+        raise UserError(f"{path}: expected a JSON object, found {type(d).__name__}; {RERUN}")
     return d
 
 
 def read_summary(path: Path) -> dict | None:
-    """A run's summary.json with the keys the report uses checked: a number of the wrong type is a KDError,
+    """A run's summary.json with the keys the report uses checked: a number of the wrong type is a UserError,
     a non-finite one is None (missing)."""
     s = read_json(path)
     if s is None:
@@ -47,11 +47,11 @@ def read_summary(path: Path) -> dict | None:
         v = s.get(key)
         if v is not None and finite(v) is None:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise KDError(f"{path}: {key} is {json.dumps(v)[:40]}, not a number; {RERUN}")
+                raise UserError(f"{path}: {key} is {json.dumps(v)[:40]}, not a number; {RERUN}")
             s[key] = None
     for key in NAMES:
         if s.get(key) is not None and not isinstance(s[key], str):
-            raise KDError(f"{path}: {key} is {json.dumps(s[key])[:40]}, not a name; {RERUN}")
+            raise UserError(f"{path}: {key} is {json.dumps(s[key])[:40]}, not a name; {RERUN}")
     return s
 
 
@@ -67,7 +67,7 @@ def _scores(path: Path | None) -> dict:
         return {}
     sets = d.get("sets", {})
     if not isinstance(sets, dict) or not all(isinstance(v, dict) for v in sets.values()):
-        raise KDError(f"{path}: 'sets' should map each set to its scores; {RERUN}")
+        raise UserError(f"{path}: 'sets' should map each set to its scores; {RERUN}")
     d["sets"] = {k: {m: finite(x) if not isinstance(x, (list, str)) else x for m, x in v.items()}
                  for k, v in sets.items()}
     return d
@@ -165,10 +165,10 @@ def collect(runs: Path, data: Path, conf: ReportConfig | None = None) -> tuple[l
     conf = conf or ReportConfig()
     lay = conf.layout
     if not runs.is_dir():
-        raise KDError(f"--runs {runs}: no such folder" + (f"; {lay.hint_runs}" if lay.hint_runs else ""))
+        raise UserError(f"--runs {runs}: no such folder" + (f"; {lay.hint_runs}" if lay.hint_runs else ""))
     summaries = sorted(runs.glob(f"{lay.students}/summary.json"))
     if not summaries:
-        raise KDError(f"no students in {runs}/{lay.students}/summary.json"
+        raise UserError(f"no students in {runs}/{lay.students}/summary.json"
                       + (f"; {lay.hint_students}" if lay.hint_students else ""))
     found = manifests(data)
     score_file = _scores(where(runs, lay.scores))

@@ -8,18 +8,16 @@ gradients are taken with respect to the images alone, and its mode and flags are
 
 from __future__ import annotations
 
-import contextlib
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kdgen.settings import knob, parse_key_values
-from kdtrain.errors import KDError
+from kdgen.settings import knob
+from kdtrain.errors import UserError
+from kdtrain.synth import common
+from kdtrain.synth.common import TARGET_MODES, choose_targets, frozen, teacher_device, top1
 
-TARGET_MODES = ("uniform", "least-predicted", "proportional")
 # What one source image can yield, in order; codes in AttackResult.stage index this tuple.
 STAGES = ("pre", "post", "deep-pre", "deep-post")
 # The offline attack's version, part of its sets' identity (as a generator's): bump it whenever the same
@@ -37,8 +35,7 @@ class AttackConfig:
     eps: float = knob(64 / 255, "L-inf radius around the source, pixel units (0..1).", show="64/255")
     step: float = knob(8 / 255, "Initial sign-gradient step, pixel units.", show="8/255")
     max_steps: int = knob(10, "Border-attack iterations; samples not crossed by then are dropped.")
-    target: str = knob("uniform", "How each sample's target class is chosen: uniform, least-predicted or "
-                                  "proportional.")
+    target: str = knob("uniform", "How each sample's target class is chosen.", choices=TARGET_MODES)
     bold_driver: bool = knob(True, "Bold driver: per-sample step x1.1 while not crossed, halved and reverted "
                                    "if crossed too confidently.")
     confidence: float = knob(0.9, "Bold driver: a crossing at or above this max-softmax is undone and the step "
@@ -48,20 +45,20 @@ class AttackConfig:
 
     def validate(self) -> AttackConfig:
         if not 0 < self.eps <= 1:
-            raise KDError(f"attack eps must be in (0, 1] (pixel units), got {self.eps}")
+            raise UserError(f"attack eps must be in (0, 1] (pixel units), got {self.eps}")
         if not 0 < self.step <= self.eps:
-            raise KDError(f"attack step must be in (0, eps={self.eps:.4g}], got {self.step}")
+            raise UserError(f"attack step must be in (0, eps={self.eps:.4g}], got {self.step}")
         if self.max_steps < 1 or self.deeper_steps < 0:
-            raise KDError("attack max_steps must be >= 1 and deeper_steps >= 0")
+            raise UserError("attack max_steps must be >= 1 and deeper_steps >= 0")
         if self.target not in TARGET_MODES:
-            raise KDError(f"unknown target mode {self.target!r}; choose one of {', '.join(TARGET_MODES)}")
+            raise UserError(f"unknown target mode {self.target!r}; choose one of {', '.join(TARGET_MODES)}")
         if not 0 < self.confidence <= 1:
-            raise KDError(f"attack confidence threshold must be in (0, 1], got {self.confidence}")
+            raise UserError(f"attack confidence threshold must be in (0, 1], got {self.confidence}")
         if self.deeper_steps == 0 and all(s.startswith("deep") for s in self.stages):
-            raise KDError("attack stages keep only deeper samples but deeper_steps is 0")
+            raise UserError("attack stages keep only deeper samples but deeper_steps is 0")
         bad = [s for s in self.stages if s not in STAGES]
         if bad or not self.stages:
-            raise KDError(f"attack stages must be a non-empty subset of {', '.join(STAGES)}, got {self.stages}")
+            raise UserError(f"attack stages must be a non-empty subset of {', '.join(STAGES)}, got {self.stages}")
         return self
 
 
@@ -81,39 +78,6 @@ class AttackResult:
         return len(self.source)
 
 
-def teacher_device(teacher) -> torch.device:
-    if isinstance(getattr(teacher, "device", None), torch.device):
-        return teacher.device
-    try:
-        return next(teacher.model.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def frozen(teacher):
-    """Eval mode and no parameter grads for the duration; BN statistics cannot move."""
-    model = teacher.model
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    _set_mode(model, False)
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield teacher
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        _set_mode(model, was_training)
-
-
-def _set_mode(model, training: bool) -> None:
-    try:
-        model.train(training)
-    except NotImplementedError:  # an exported (.pt2) program: its mode was fixed when it was exported
-        pass
-
-
 def _probs_grad(teacher, x: torch.Tensor, cls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax of the teacher at x and d CE(teacher(x), cls) / dx; one forward + one backward."""
     with torch.enable_grad():
@@ -128,47 +92,6 @@ def _probs_grad(teacher, x: torch.Tensor, cls: torch.Tensor) -> tuple[torch.Tens
 
 def _project(x: torch.Tensor, src: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.minimum(torch.maximum(x, src - eps), src + eps).clamp_(0.0, 1.0)
-
-
-def choose_targets(
-    probs: torch.Tensor,
-    mode: str,
-    generator: torch.Generator,
-    counts: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """A target class != the teacher's argmax for every row of probs (N,C).
-
-    uniform: any other class with equal chance. proportional: drawn with the teacher's own
-    non-top-1 probabilities (the nearest boundaries most often). least-predicted: greedy
-    water-filling on `counts` (teacher predictions seen so far, C), so one batch spreads its
-    targets over the rarest classes instead of piling onto the single rarest one.
-    """
-    n, c = probs.shape
-    if c < 2:
-        raise KDError("the attack needs a teacher with at least 2 classes")
-    probs = probs.detach().float().cpu()
-    top = probs.argmax(1)
-    others = torch.ones(n, c)
-    others[torch.arange(n), top] = 0
-    if mode == "uniform":
-        weights = others
-    elif mode == "proportional":
-        # a small floor keeps every other class reachable when the softmax underflows
-        weights = (probs + 1e-6) * others
-    elif mode == "least-predicted":
-        load = torch.zeros(c, dtype=torch.float64) if counts is None else counts.detach().double().cpu().clone()
-        # jitter below 1 breaks ties between equal integer counts at random, never reorders unequal ones
-        jitter = torch.rand(n, c, generator=generator, dtype=torch.float64) * 0.5
-        out = torch.empty(n, dtype=torch.long)
-        for i in range(n):
-            score = load + jitter[i]
-            score[top[i]] = float("inf")
-            out[i] = int(score.argmin())
-            load[out[i]] += 1
-        return out
-    else:
-        raise KDError(f"unknown target mode {mode!r}; choose one of {', '.join(TARGET_MODES)}")
-    return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
 @dataclass
@@ -245,16 +168,6 @@ def deeper_attack(
     return cur
 
 
-@torch.no_grad()
-def _predict(teacher, x: torch.Tensor, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    confs, preds = [], []
-    for i in range(0, len(x), batch):
-        c, p = teacher(x[i : i + batch]).float().softmax(1).max(1)
-        confs.append(c)
-        preds.append(p)
-    return torch.cat(confs), torch.cat(preds)
-
-
 def attack_batch(
     teacher,
     x: torch.Tensor,
@@ -304,7 +217,7 @@ def attack_batch(
         keep = [s for s in STAGES if s in cfg.stages and s in images]
         out_images = torch.cat([images[s] for s in keep])
         if predict and len(out_images):
-            conf, pred = _predict(teacher, out_images)
+            conf, pred = top1(teacher, out_images)
         else:
             conf = torch.full((len(out_images),), float("nan"), device=dev)
             pred = torch.full((len(out_images),), -1, dtype=torch.long, device=dev)
@@ -320,7 +233,7 @@ def attack_batch(
     )
 
 
-class OnlineAttack:
+class OnlineAttack(common.OnlineHook):
     """Distillation batch hook: replace part of a batch with attacked samples before the teacher labels it.
 
     Called as hook(batch, step) with batch a N,C,H,W tensor in [0, 1] or the trainer's dict holding
@@ -338,26 +251,15 @@ class OnlineAttack:
     fuller batches also suits GPUs, where the attack's small sequential steps are latency-bound.
     """
 
+    name, salt = "attack", 0xADF
+
     def __init__(self, teacher, cfg: AttackConfig | None = None, fraction: float = 0.5, every: int = 4,
                  seed: int = 0, rank: int = 0):
-        check_schedule("attack", fraction, every)
-        self.teacher = teacher
+        super().__init__(teacher, fraction, every, seed, rank)
         self.cfg = (cfg or AttackConfig()).validate()
-        self.fraction = fraction
-        self.every = every
-        self.seed, self.rank = seed, rank
-        self.counts = torch.zeros(int(teacher.num_classes), dtype=torch.long)  # teacher preds of attacked outputs
         self.stats = {"batches": 0, "sources": 0, "replaced": 0}
 
-    def _generator(self, step: int) -> torch.Generator:
-        state = np.random.SeedSequence([self.seed, step, self.rank, 0xADF]).generate_state(1, np.uint64)[0]
-        return torch.Generator().manual_seed(int(state >> np.uint64(1)))
-
-    def __call__(self, batch, step: int):
-        images = batch["images"] if isinstance(batch, dict) else batch
-        if step % self.every != 0 or len(images) == 0:
-            return batch
-        gen = self._generator(step)
+    def apply(self, batch, images: torch.Tensor, gen: torch.Generator):
         n = len(images)
         slots = max(1, round(self.fraction * n))
         n_src = -(-slots // len(self.cfg.stages))
@@ -377,111 +279,40 @@ class OnlineAttack:
         self.stats["batches"] += 1
         self.stats["sources"] += n_src
         self.stats["replaced"] += m
-        return replace_rows(batch, dest, res.images[pick])
-
-
-def check_schedule(hook: str, fraction: float, every: int) -> None:
-    """An online hook's share of each batch (fraction) and its period in steps (every), or a one-line error."""
-    if not 0 < fraction <= 1:
-        raise KDError(f"online {hook} fraction must be in (0, 1], got {fraction}")
-    if every < 1:
-        raise KDError(f"online {hook} every must be >= 1, got {every}")
-
-
-def replace_rows(batch, rows: torch.Tensor, new_rows: torch.Tensor):
-    """The batch (a N,C,H,W tensor or the trainer's dict) with `rows` replaced by `new_rows`; in a dict the
-    replaced rows lose their data label (-1) and their mixup partner (lambda 1): they are new images."""
-    images = batch["images"] if isinstance(batch, dict) else batch
-    new = images.clone()
-    new[rows.to(images.device)] = new_rows.to(images.device, images.dtype)
-    if not isinstance(batch, dict):
-        return new
-    out = {**batch, "images": new}
-    if batch.get("labels") is not None:
-        out["labels"] = batch["labels"].clone()
-        out["labels"][rows.to(out["labels"].device)] = -1
-    if batch.get("mix") is not None:
-        mix_perm, lam = batch["mix"]
-        lam = lam.clone()
-        lam[rows.to(lam.device)] = 1.0
-        out["mix"] = (mix_perm, lam)
-    return out
+        return common.replace_rows(batch, dest, res.images[pick])
 
 
 # Settings of the online hook in the trainer's config (DistillConfig): `adv` switches it on ("on", or
 # "key=value,..." as online_from_string takes); optional `adv_<key>` fields override single keys.
-ONLINE = {"fraction": float, "every": int}  # OnlineAttack's own keys; the others are AttackConfig fields
-ONLINE_KEYS = (*ONLINE, *AttackConfig.__dataclass_fields__)
-
-
 def make_batch_hook(config, teacher):
     """The trainer's hook factory: an OnlineAttack when config.adv is set, else None."""
-    adv = getattr(config, "adv", None)
-    if teacher is None or adv in (None, False, "") or str(adv).lower() in ("off", "none", "false", "0", "no"):
-        return None
-    text = "on" if adv is True else str(adv)
-    extra = [f"{k}={getattr(config, 'adv_' + k)}" for k in ONLINE_KEYS if getattr(config, "adv_" + k, None) is not None]
-    rank = int(os.environ.get("RANK", 0))
-    return online_from_string(teacher, ",".join([text, *extra]), seed=getattr(config, "seed", 0), rank=rank)
+    return common.hook_from_config(config, "adv", teacher, AttackConfig, OnlineAttack)
 
 
 def online_from_string(teacher, text: str, seed: int = 0, rank: int = 0) -> OnlineAttack:
     """OnlineAttack from a compact option string, for a single CLI flag such as distill's --adv:
     `on` (defaults) or `fraction=0.5,every=4,eps=64/255,step=8/255,max-steps=10,target=uniform,...`
-    (keys: ONLINE_KEYS, - or _ alike; stages joined by +). Later keys win."""
-    given, online = parse_key_values(text, AttackConfig, ONLINE, what="attack", error=KDError)
-    return OnlineAttack(teacher, replace(AttackConfig(), **given), seed=seed, rank=rank, **online)
+    (keys: fraction, every and AttackConfig's fields, - or _ alike; stages joined by +). Later keys win."""
+    online, cfg = common.parse_online(text, AttackConfig, OnlineAttack.name)
+    return OnlineAttack(teacher, cfg, seed=seed, rank=rank, **online)
 
 
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Round to the 8-bit grid that shards store, so predictions made here hold for the written image."""
-    return (x * 255).round_().clamp_(0, 255) / 255
-
-
-def to_uint8(x: torch.Tensor):
-    """N,C,H,W in [0, 1] -> list of H,W (grey) or H,W,3 uint8 numpy arrays for the shard writer."""
-    arr = (x.detach() * 255).round().clamp(0, 255).to(torch.uint8).cpu()
-    arr = arr[:, 0] if arr.shape[1] == 1 else arr.permute(0, 2, 3, 1)
-    return list(arr.numpy())
-
-
-def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limit: int | None = None) -> dict:
+def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limit: int | None = None,
+                progress=None) -> dict:
     """Attack every source image of `batches` and write the kept outputs with their attack metadata.
 
     Metadata (under "params"): source key and shard, stage, target, steps, and the teacher's
     prediction and confidence on the stored (8-bit) image. Returns counts for the run summary.
     """
     cfg.validate()
-    gen = torch.Generator().manual_seed(seed)
-    counts = torch.zeros(int(teacher.num_classes), dtype=torch.long)
-    stats = {"sources": 0, "crossed": 0, "written": 0}
-    for batch in batches:
-        x = batch["images"]
-        if limit is not None:
-            x = x[: max(0, limit - stats["sources"])]
-        if len(x) == 0:
-            break
+    crossed = [0]
+
+    def step(x, gen, counts):
         res = attack_batch(teacher, x, cfg, gen, counts)
-        images = quantize(res.images)
-        with frozen(teacher):
-            conf, pred = _predict(teacher, images) if len(images) else (images.new_zeros(0), res.pred)
-        counts += torch.bincount(pred.cpu(), minlength=len(counts))
-        keys, urls = batch.get("keys"), batch.get("urls")
-        for i, img in enumerate(to_uint8(images)):
-            s = int(res.source[i])
-            params = {
-                "source": {"key": keys[s] if keys else None, "shard": urls[s] if urls else None},
-                "stage": STAGES[int(res.stage[i])],
-                "target": int(res.target[i]),
-                "steps": int(res.steps[i]),
-                "teacher_pred": int(pred[i]),
-                "teacher_conf": round(float(conf[i]), 6),
-            }
-            # the prediction is also the sample's .cls, the target timm's and HF's readers need
-            writer.add(img, {"generator": "attack", "index": writer.index, "seed": seed, "params": params},
-                       cls=int(pred[i]))
-        stats["sources"] += len(x)
-        stats["crossed"] += len(set(res.source.tolist()))
-        stats["written"] += len(images)
-    stats["class_counts"] = counts.tolist()
-    return stats
+        crossed[0] += len(set(res.source.tolist()))
+        params = [{"stage": STAGES[int(res.stage[i])], "target": int(res.target[i]), "steps": int(res.steps[i])}
+                  for i in range(len(res))]
+        return res.images, res.source, params, None
+
+    stats = common.run_offline_step(teacher, batches, writer, step, seed, limit, "attack", progress=progress)
+    return {**stats, "crossed": crossed[0]}

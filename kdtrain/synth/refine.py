@@ -15,49 +15,48 @@ batch hook (`--refine`), alone or before the boundary attack.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdgen.settings import parse_key_values
-from kdtrain.errors import KDError
-from kdtrain.synth.attack import check_schedule, choose_targets, frozen, replace_rows
-from kdtrain.train.config import knob
+from kdgen.settings import knob
+from kdtrain.errors import UserError
+from kdtrain.synth import common
+from kdtrain.synth.common import TARGET_MODES, choose_targets, frozen
 
-TARGETS = ("uniform", "least-predicted", "proportional")
 # The offline refinement's version, part of its sets' identity: bump it whenever the same inputs and seed
 # would write other images or labels. 1: the teacher's prediction of the stored image is the .cls.
 VERSION = 1
+OPTIMIZERS = ("adam", "sign")
 
 
 @dataclass(frozen=True)
 class RefineConfig:
     steps: int = knob(20, "optimisation steps per batch")
     lr: float = knob(0.1, "Adam learning rate (or sign-step size) on pixels in [0, 1]")
-    optimizer: str = knob("adam", "adam or sign")
+    optimizer: str = knob("adam", "adam, or sign steps of size lr", choices=OPTIMIZERS)
     ce_weight: float = knob(1.0, "weight of the cross-entropy toward each image's target class")
     bn_weight: float = knob(1.0, "weight of the distance of the batch's BN-input statistics to the running ones")
     tv_weight: float = knob(0.05, "weight of the L1 total variation")
     l2_weight: float = knob(0.0, "weight of the mean squared pixel value")
-    target: str = knob("uniform", "target class choice: uniform, least-predicted or proportional (as the attack)")
+    target: str = knob("uniform", "target class choice (as the attack's)", choices=TARGET_MODES)
 
     def validate(self) -> RefineConfig:
         if self.steps < 1:
-            raise KDError(f"refine steps must be at least 1, got {self.steps}")
+            raise UserError(f"refine steps must be at least 1, got {self.steps}")
         if not self.lr > 0:
-            raise KDError(f"refine lr must be positive, got {self.lr}")
-        if self.optimizer not in ("adam", "sign"):
-            raise KDError(f"refine optimizer {self.optimizer!r}: use adam or sign")
-        if self.target not in TARGETS:
-            raise KDError(f"refine target {self.target!r}: use one of {', '.join(TARGETS)}")
+            raise UserError(f"refine lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"refine optimizer {self.optimizer!r}: use adam or sign")
+        if self.target not in TARGET_MODES:
+            raise UserError(f"refine target {self.target!r}: use one of {', '.join(TARGET_MODES)}")
         for f in ("ce_weight", "bn_weight", "tv_weight", "l2_weight"):
             v = getattr(self, f)
             if not (v >= 0 and np.isfinite(v)):
-                raise KDError(f"refine {f.replace('_', '-')} must be a finite number >= 0, got {v}")
+                raise UserError(f"refine {f.replace('_', '-')} must be a finite number >= 0, got {v}")
         return self
 
 
@@ -79,7 +78,7 @@ def batchnorm_layers(teacher) -> list[nn.modules.batchnorm._BatchNorm]:
               and m.track_running_stats and m.running_mean is not None] if eager else []
     if not layers:
         kind = "this teacher has no BatchNorm layers" if eager else "a TorchScript or .pt2 teacher hides its layers"
-        raise KDError(f"refinement matches the teacher's BatchNorm statistics, but {kind}; it needs an eager "
+        raise UserError(f"refinement matches the teacher's BatchNorm statistics, but {kind}; it needs an eager "
                       "model with BatchNorm (a kdtrain checkpoint, or a state_dict with --teacher-arch)")
     return layers
 
@@ -160,7 +159,7 @@ def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.G
     return RefineResult(out, targets, pred, conf, bn_end, bn_start)
 
 
-class OnlineRefine:
+class OnlineRefine(common.OnlineHook):
     """Distillation batch hook: refine part of every `every`-th batch before the teacher labels it.
 
     `fraction` of the rows (random, from (seed, step, rank)) are refined together, so the statistics
@@ -168,44 +167,31 @@ class OnlineRefine:
     as attacked rows do. Returns the same kind of batch it was given (tensor or the trainer's dict).
     """
 
+    name, salt = "refine", 0x4EF
+
     def __init__(self, teacher, cfg: RefineConfig | None = None, fraction: float = 1.0, every: int = 1,
                  seed: int = 0, rank: int = 0):
-        check_schedule("refine", fraction, every)
+        super().__init__(teacher, fraction, every, seed, rank)
         self.cfg = (cfg or RefineConfig()).validate()
         batchnorm_layers(teacher)  # refuse an unusable teacher before training starts
-        self.teacher, self.fraction, self.every, self.seed, self.rank = teacher, fraction, every, seed, rank
-        self.counts = torch.zeros(int(teacher.num_classes), dtype=torch.long)
 
-    def __call__(self, batch, step: int):
-        images = batch["images"] if isinstance(batch, dict) else batch
-        if step % self.every != 0 or len(images) == 0:
-            return batch
-        state = np.random.SeedSequence([self.seed, step, self.rank, 0x4EF]).generate_state(1, np.uint64)[0]
-        gen = torch.Generator().manual_seed(int(state >> np.uint64(1)))
+    def apply(self, batch, images: torch.Tensor, gen: torch.Generator):
         n = len(images)
         rows = torch.randperm(n, generator=gen)[: max(1, round(self.fraction * n))].to(images.device)
         res = refine_batch(self.teacher, images[rows], self.cfg, gen, self.counts)
         if self.cfg.target == "least-predicted":
             self.counts += torch.bincount(res.pred.cpu(), minlength=len(self.counts))
-        return replace_rows(batch, rows, res.images)
-
-
-ONLINE = {"fraction": float, "every": int}  # OnlineRefine's own keys; the others are RefineConfig fields
+        return common.replace_rows(batch, rows, res.images)
 
 
 def parse_options(text: str) -> tuple[dict, RefineConfig]:
     """`on` or `key=value,...` (RefineConfig fields and fraction/every; - or _ alike) -> (online, config)."""
-    given, online = parse_key_values(text, RefineConfig, ONLINE, what="refine", error=KDError)
-    return online, replace(RefineConfig(), **given).validate()
+    return common.parse_online(text, RefineConfig, OnlineRefine.name)
 
 
 def make_refine_hook(config, teacher):
     """OnlineRefine from the trainer's config (`refine` field), or None when it is off."""
-    text = getattr(config, "refine", None)
-    if teacher is None or text in (None, False, "") or str(text).lower() in ("off", "none", "false", "0", "no"):
-        return None
-    online, cfg = parse_options(text)
-    return OnlineRefine(teacher, cfg, seed=getattr(config, "seed", 0), rank=int(os.environ.get("RANK", 0)), **online)
+    return common.hook_from_config(config, "refine", teacher, RefineConfig, OnlineRefine)
 
 
 def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limit: int | None = None,
@@ -217,45 +203,27 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
     confidence on the stored 8-bit image, and the batch's statistics loss before and after.
     """
     from kdtrain.data.augment import match_stats as rescale
-    from kdtrain.synth.attack import quantize, to_uint8
 
     cfg.validate()
-    gen = torch.Generator().manual_seed(seed)
-    counts = torch.zeros(int(teacher.num_classes), dtype=torch.long)
-    stats = {"sources": 0, "written": 0, "reached_target": 0, "bn_loss_start": 0.0, "bn_loss_end": 0.0,
-             "confidence": 0.0}
-    for batch in batches:
-        x = batch["images"]
-        if limit is not None:
-            x = x[: max(0, limit - stats["sources"])]
-        if len(x) == 0:
-            break
+    own = {"reached_target": 0, "bn_loss_start": 0.0, "bn_loss_end": 0.0, "confidence": 0.0}
+
+    def step(x, gen, counts):
         if match_stats:
-            x = quantize(rescale(x.float(), teacher.spec.mean, teacher.spec.std))
+            x = common.quantize(rescale(x.float(), teacher.spec.mean, teacher.spec.std))
         res = refine_batch(teacher, x, cfg, gen, counts)
-        images = quantize(res.images)
-        with frozen(teacher), torch.no_grad():
-            conf, pred = teacher(images).float().softmax(1).max(1)
-        counts += torch.bincount(pred.cpu(), minlength=len(counts))
-        keys, urls = batch.get("keys"), batch.get("urls")
-        for i, img in enumerate(to_uint8(images)):
-            params = {"source": {"key": keys[i] if keys else None, "shard": urls[i] if urls else None},
-                      "target": int(res.target[i]), "steps": cfg.steps, "teacher_pred": int(pred[i]),
-                      "teacher_conf": round(float(conf[i]), 6), "bn_loss": round(res.bn_loss, 6)}
-            # the prediction is also the sample's .cls (as attack's and curate's), the target readers need
-            writer.add(img, {"generator": "refine", "index": writer.index, "seed": seed, "params": params},
-                       cls=int(pred[i]))
-        k = len(x)
-        stats["sources"] += k
-        stats["written"] += k
-        stats["reached_target"] += int((pred == res.target).sum())
-        stats["bn_loss_start"] += res.bn_loss_start * k
-        stats["bn_loss_end"] += res.bn_loss * k
-        stats["confidence"] += float(conf.sum())
-        if progress is not None:
-            progress(k)
+        own["bn_loss_start"] += res.bn_loss_start * len(x)
+        own["bn_loss_end"] += res.bn_loss * len(x)
+
+        def tally(pred, conf):
+            own["reached_target"] += int((pred == res.target).sum())
+            own["confidence"] += float(conf.sum())
+
+        params = [{"target": int(t), "steps": cfg.steps, "bn_loss": round(res.bn_loss, 6)} for t in res.target]
+        return res.images, torch.arange(len(x)), params, tally
+
+    stats = common.run_offline_step(teacher, batches, writer, step, seed, limit, "refine", labelled=True,
+                             progress=progress)
     n = max(1, stats["sources"])
     for key in ("bn_loss_start", "bn_loss_end", "confidence"):
-        stats[key] = round(stats[key] / n, 4)
-    stats["class_counts"] = counts.tolist()
-    return stats
+        own[key] = round(own[key] / n, 4)
+    return {**stats, **own}

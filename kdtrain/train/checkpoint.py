@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from kdgen.contract import atomic_write
-from kdtrain.errors import KDError
+from kdtrain.errors import UserError
 
 
 def rng_state() -> dict:
@@ -46,4 +46,4 @@ def load(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a corrupt file is bad input, not a crash
-        raise KDError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        raise UserError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None

@@ -13,8 +13,13 @@ import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from kdgen.settings import knob  # a field with its help: the CLI flags are generated from these
-from kdtrain.errors import KDError
+from kdgen.settings import knob, seed_knob  # a field with its help: the CLI flags are generated from these
+from kdtrain.data.augment import PRESETS
+from kdtrain.errors import UserError
+from kdtrain.models.precision import CHOICES as AMP_CHOICES
+
+OPTIMIZERS = ("sgd", "adamw")
+ONLINE_HOOKS = ("refine", "adv")  # option strings parsed by kdtrain.synth, checked in validate()
 
 
 @dataclass
@@ -33,8 +38,8 @@ class DistillConfig:
     shuffle_buffer: int = knob(2000, "shuffle buffer (samples) of each loader worker")
     workers: int = knob(-1, "loader worker processes (-1: one per spare core, at most 8; 0: in-process)")
     # --- augmentation
-    preset: str = knob("paper-shader", "augmentation: none, crop-flip, paper, paper-shader (the default: the "
-                                       "paper's shader recipe, measured best on every surrogate family here)")
+    preset: str = knob("paper-shader", "augmentation recipe (paper-shader: the paper's shader recipe, measured best "
+                                       "for distillation on every surrogate family here)", choices=PRESETS)
     ra_n: int | None = knob(None, "RandAugment number of ops (paper presets; default: 4 for paper-shader, as "
                                   "the paper's shader config, 2 for paper)")
     ra_m: int = knob(14, "RandAugment magnitude, 0-30 (paper presets)")
@@ -46,7 +51,8 @@ class DistillConfig:
                                           "(a data-free match of surrogate images to the teacher's domain; "
                                           "default: on for --shards, off for --data)")
     match_stats_stage: str = knob("before", "where --match-stats rescales: before (the loaded image, then "
-                                            "augmentation) or after (the augmented image, before mixup)")
+                                            "augmentation) or after (the augmented image, before mixup)",
+                                  choices=("before", "after"))
     mixup: bool = knob(False, "mixup every batch, as the paper's recipe does (off by default: it cost 3 to 13 "
                               "points of student top-1 on refined surrogate sets, docs/RESULTS.md)")
     mixup_alpha: float = knob(1.0, "per-sample mixup lambda ~ Beta(alpha, alpha)")
@@ -70,7 +76,7 @@ class DistillConfig:
     epochs: int = knob(10, "epochs of samples_per_epoch samples")
     steps: int | None = knob(None, "stop after this many optimiser steps (overrides --epochs)")
     batch_size: int = knob(128, "batch size per process")
-    optimizer: str = knob("sgd", "sgd or adamw")
+    optimizer: str = knob("sgd", "optimiser", choices=OPTIMIZERS)
     lr: float = knob(0.1, "peak learning rate")
     momentum: float = knob(0.9, "SGD momentum")
     nesterov: bool = knob(True, "Nesterov momentum (SGD)")
@@ -82,10 +88,10 @@ class DistillConfig:
     device: str = knob("auto", "auto, cpu, cuda or cuda:N")
     threads: int = knob(-1, "torch CPU threads of the training process (-1: cores not used by loader workers)")
     amp: str = knob("auto", "mixed precision: auto (bf16 on CUDA and on CPUs with AMX or AVX-512 bf16, else "
-                            "float32), bf16, fp16 (CUDA) or off")
+                            "float32), bf16, fp16 (CUDA) or off", choices=AMP_CHOICES)
     compile: bool = knob(False, "torch.compile the student and teacher")
     channels_last: bool = knob(True, "channels_last memory format (faster convolutions on CUDA and CPU)")
-    seed: int = knob(0, "seed of initialisation, data order, augmentation and mixup")
+    seed: int = seed_knob("seed of initialisation, data order, augmentation and mixup")
     out: str = knob("runs/distill", "run folder (checkpoints, logs, summary)")
     resume: bool = knob(False, "continue the run in --out from its last checkpoint")
     ckpt_every: int = knob(0, "also checkpoint every N steps (0: only at epoch ends and by time)")
@@ -106,7 +112,7 @@ class DistillConfig:
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise KDError(f"unknown config fields: {', '.join(sorted(unknown))}")
+            raise UserError(f"unknown config fields: {', '.join(sorted(unknown))}")
         return cls(**d)
 
     def validate(self) -> None:
@@ -114,7 +120,7 @@ class DistillConfig:
         no model, a NaN loss): one line naming the flag, before anything is loaded or written."""
         def need(ok: bool, flag: str, rule: str) -> None:
             if not ok:
-                raise KDError(f"--{flag} must be {rule}, got {getattr(self, flag.replace('-', '_'))}")
+                raise UserError(f"--{flag} must be {rule}, got {getattr(self, flag.replace('-', '_'))}")
 
         def finite(v) -> bool:
             return isinstance(v, (int, float)) and math.isfinite(v)
@@ -143,6 +149,8 @@ class DistillConfig:
         need(self.log_every >= 1, "log-every", "at least 1")
         need(self.ckpt_every >= 0, "ckpt-every", "at least 0 (0: off)")
         need(finite(self.ckpt_minutes) and self.ckpt_minutes > 0, "ckpt-minutes", "a positive number")
+        for field in ONLINE_HOOKS:  # a bad key of --adv or --refine, before the teacher is loaded
+            check_online(self, field)
         check_out_folder(self.out)
 
     def resolved_threads(self) -> int:
@@ -156,16 +164,30 @@ class DistillConfig:
         return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
+def check_online(config, field: str) -> None:
+    """Parse an online hook's option string (`--adv`, `--refine`) as the trainer will, or a one-line error."""
+    from kdtrain.synth import attack, refine  # synth builds on train's modules, so only when called
+    from kdtrain.synth.common import check_schedule, hook_text, parse_online
+
+    kinds = {"adv": (attack.AttackConfig, attack.OnlineAttack), "refine": (refine.RefineConfig, refine.OnlineRefine)}
+    cls, hook = kinds[field]
+    text = hook_text(config, field)
+    if text is not None:
+        online, _ = parse_online(text, cls, hook.name)
+        check_schedule(hook.name, online.get("fraction", 1.0), online.get("every", 1))
+
+
 def check_out_folder(path, flag: str = "--out") -> None:
     """A folder that can be made (or exists) and written, checked before any work: not a file, not
     under a read-only tree such as /proc. Probes with a temporary folder that it removes again."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise KDError(f"{flag} {path} is a file, not a folder; choose another {flag}")
+        raise UserError(f"{flag} {path} is a file, not a folder; choose another {flag}")
     base = next((p for p in (path, *path.parents) if p.exists()), Path("."))
     if not base.is_dir():
-        raise KDError(f"{flag} {path}: {base} is a file, not a folder; choose another {flag}")
+        raise UserError(f"{flag} {path}: {base} is a file, not a folder; choose another {flag}")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".kdtrain-probe-", dir=base))
     except OSError as e:
-        raise KDError(f"{flag} {path}: cannot write in {base} ({e.strerror or e}); choose a writable folder") from None
+        reason = e.strerror or e
+        raise UserError(f"{flag} {path}: cannot write in {base} ({reason}); choose a writable folder") from None

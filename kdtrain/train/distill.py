@@ -21,17 +21,19 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from kdgen.clitools import torchrun_rank
 from kdtrain.data.augment import MatchStats, build_preset, match_stats, mixup
 from kdtrain.data.datasets import LabelledSet, load_labelled
 from kdtrain.data.shards import check_shards, count_samples, decode_limit, expand_patterns
 from kdtrain.data.spec import InputSpec
 from kdtrain.data.stream import ShardSource, TensorSource, make_train_loader
-from kdtrain.errors import KDError
+from kdtrain.device import resolve_device
+from kdtrain.errors import UserError
 from kdtrain.models import precision
 from kdtrain.models.registry import create_model
 from kdtrain.models.teachers import Teacher, load_teacher, model_checkpoint, save_model
 from kdtrain.train import checkpoint
-from kdtrain.train.config import DistillConfig
+from kdtrain.train.config import OPTIMIZERS, DistillConfig
 from kdtrain.train.evaluate import Evaluator
 from kdtrain.train.logs import RunLog, write_json, write_yaml
 
@@ -104,7 +106,7 @@ def distill(config: DistillConfig, batch_hook: BatchHook | None = None, command:
 def train_teacher(config: DistillConfig, command: str | None = None) -> dict:
     """Train a model on labelled data with cross-entropy (what `kdtrain teacher` runs)."""
     if config.teacher:
-        raise KDError("train_teacher takes no teacher")
+        raise UserError("train_teacher takes no teacher")
     return distill(config, command=command)
 
 
@@ -118,25 +120,25 @@ def check_out(cfg: DistillConfig, out: Path) -> dict | None:
     if cfg.resume:
         if not last.exists():
             if (out / "summary.json").exists():
-                raise KDError(f"{out} holds a finished run without a checkpoint")
+                raise UserError(f"{out} holds a finished run without a checkpoint")
             return None  # nothing to resume yet: start fresh (lets a launcher always pass --resume)
         state = checkpoint.load(last)
         diff = [k for k, v in cfg.to_dict().items()
                 if k not in DistillConfig.RUNTIME_ONLY and state["config"].get(k) != v]
         if diff:
-            raise KDError(f"--resume with a different config than {last}: {', '.join(diff)}")
+            raise UserError(f"--resume with a different config than {last}: {', '.join(diff)}")
         return state
     if last.exists() or (out / "summary.json").exists():
-        raise KDError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     return None
 
 
 def build_teacher(cfg: DistillConfig, device: torch.device) -> Teacher | None:
     teacher = load_teacher(cfg.teacher, device, cfg.teacher_arch, cfg.teacher_spec) if cfg.teacher else None
     if bool(cfg.shards) == bool(cfg.data):
-        raise KDError("give either --shards (surrogate data) or --data (real labelled data)")
+        raise UserError("give either --shards (surrogate data) or --data (real labelled data)")
     if teacher is None and not cfg.data:
-        raise KDError("training without a teacher needs labelled --data")
+        raise UserError("training without a teacher needs labelled --data")
     return teacher
 
 
@@ -171,7 +173,7 @@ def build_data(cfg: DistillConfig, teacher: Teacher | None, world: int) -> Train
     samples_per_epoch = cfg.samples_per_epoch or n_data
     steps_per_epoch = samples_per_epoch // (cfg.batch_size * world)
     if steps_per_epoch < 1:
-        raise KDError(f"{samples_per_epoch} samples per epoch are less than one batch of "
+        raise UserError(f"{samples_per_epoch} samples per epoch are less than one batch of "
                       f"{cfg.batch_size} x {world} processes")
     eval_set = build_eval_set(cfg, train_set, teacher)
     if eval_set is not None:
@@ -197,9 +199,9 @@ def build_student(cfg: DistillConfig, data: TrainData) -> tuple[str, torch.nn.Mo
     if Path(name).is_file():
         init = load_teacher(name)
         if init.num_classes != n:
-            raise KDError(f"student {name} has {init.num_classes} classes, the teacher {n}")
+            raise UserError(f"student {name} has {init.num_classes} classes, the teacher {n}")
         if init.spec.channels != data.spec.channels:
-            raise KDError(f"student {name} takes {init.spec.channels} channels, the teacher {data.spec.channels}")
+            raise UserError(f"student {name} takes {init.spec.channels} channels, the teacher {data.spec.channels}")
         model = init.model.train()
         for p in model.parameters():
             p.requires_grad_(True)
@@ -217,7 +219,7 @@ def build_optimizer(cfg: DistillConfig, student: torch.nn.Module, total_steps: i
     elif cfg.optimizer == "adamw":
         opt = torch.optim.AdamW(groups, lr=cfg.lr)
     else:
-        raise KDError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
+        raise UserError(f"unknown optimizer {cfg.optimizer!r}; use {', '.join(OPTIMIZERS)}")
     warm = int(cfg.warmup * total_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, cosine_with_warmup(total_steps, warm, cfg.min_lr / cfg.lr if cfg.lr else 0.0))
@@ -228,7 +230,7 @@ def build_augmentation(cfg: DistillConfig, spec: InputSpec):
     """(the loader's batch preset, mixup on or off); --match-stats before augmentation wraps the preset."""
     preset = build_preset(cfg.preset, min(spec.height, spec.width), cfg.ra_n, cfg.ra_m, cfg.jitter, cfg.aug_off)
     if cfg.match_stats_stage not in ("before", "after"):
-        raise KDError(f"--match-stats-stage {cfg.match_stats_stage!r}: use before or after")
+        raise UserError(f"--match-stats-stage {cfg.match_stats_stage!r}: use before or after")
     if cfg.match_stats and cfg.match_stats_stage == "before":  # in the loader, ahead of augmentation
         preset = MatchStats(preset, spec.mean, spec.std)
     return preset, preset.mixup if cfg.mixup is None else cfg.mixup
@@ -371,11 +373,11 @@ class Run:
                 t_prev = time.time()
                 window.pause(t_prev - t_pause)  # the rate shown is training speed, without eval and saving
         except Exception as e:
-            from kdgen.errors import UserError, worker_message
+            from kdgen import errors
 
             # a user error from a loader worker arrives as its class, with the worker's traceback as message
-            if isinstance(e, UserError) and worker_message(e) != str(e):
-                raise type(e)(worker_message(e)) from None
+            if isinstance(e, errors.UserError) and errors.worker_message(e) != str(e):
+                raise type(e)(errors.worker_message(e)) from None
             raise
         finally:
             log.close()
@@ -404,7 +406,7 @@ class Run:
             kept = (f"the last good checkpoint {self.out / 'last.pt'} is kept" if (self.out / "last.pt").exists()
                     else "no checkpoint had been written")
             what = f"the training loss became {loss}" if not math.isfinite(loss) else "the weights became non-finite"
-            raise KDError(f"{what} by step {self.step}; {kept}. Lower --lr, raise --temperature or set --grad-clip, "
+            raise UserError(f"{what} by step {self.step}; {kept}. Lower --lr, raise --temperature or set --grad-clip, "
                           f"and start again")
 
     @property
@@ -529,18 +531,8 @@ class Run:
 
 def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
     """Rank, world size and device; joins the process group when launched by torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and world > 1:
-        device = f"cuda:{local}"
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise KDError(f"bad --device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise KDError("--device cuda but CUDA is not available")
+    rank, local, world = torchrun_rank()
+    dev = resolve_device(device, local, world)
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
@@ -550,7 +542,7 @@ def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
 
 def _check_classes(data: LabelledSet, names: list[str], flag: str) -> None:
     if data.num_classes != len(names):
-        raise KDError(f"{flag} {data.name} has {data.num_classes} classes, the model {len(names)}")
+        raise UserError(f"{flag} {data.name} has {data.num_classes} classes, the model {len(names)}")
     generic = [str(i) for i in range(len(names))]
     if names != generic and data.class_names != generic and list(data.class_names) != list(names):
-        raise KDError(f"{flag} {data.name} classes {data.class_names[:3]}... differ from the model's {names[:3]}...")
+        raise UserError(f"{flag} {data.name} classes {data.class_names[:3]}... differ from the model's {names[:3]}...")

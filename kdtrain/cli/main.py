@@ -4,11 +4,10 @@ quality commands that kdtrain.cli.quality registers. Flags are generated from Di
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
-from kdgen.clitools import OneLineErrorGroup, command_line
+from kdgen.clitools import OneLineErrorGroup, command_line, torchrun_rank
 from kdgen.settings import dataclass_options
 from kdtrain import __version__
 from kdtrain.cli import quality, report
@@ -70,7 +69,7 @@ def _locked(run, cfg: DistillConfig) -> dict:
     from kdgen.lock import hold_run_folder
 
     cfg.validate()  # its one-line errors about --out come before the folder is made
-    with hold_run_folder(cfg.out, main=int(os.environ.get("RANK", "0")) == 0):
+    with hold_run_folder(cfg.out, main=torchrun_rank()[0] == 0):
         return run(cfg, command=command_line())
 
 

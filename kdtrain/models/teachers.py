@@ -228,12 +228,12 @@ def _check_output(model: nn.Module, spec: InputSpec, path: Path, num_classes, cl
         raise KDError(f"teacher {path} returns {what} for 2 images; a teacher must return N x classes logits "
                       f"(wrap it so that its forward returns the logits alone)")
     k = int(out.shape[1])
-    if num_classes is not None and int(num_classes) != k:
-        raise KDError(f"teacher {path} returns {k} logits per image but is said to have {num_classes} classes; "
-                      f"fix num_classes in {path.with_suffix('.json').name}")
     if class_names and len(class_names) != k:
         raise KDError(f"teacher {path} returns {k} logits per image but has {len(class_names)} class names; "
                       f"give one name per logit in {path.with_suffix('.json').name}")
+    if num_classes is not None and int(num_classes) != k:
+        raise KDError(f"teacher {path} returns {k} logits per image but is said to have {num_classes} classes; "
+                      f"fix num_classes in {path.with_suffix('.json').name}")
     return k
 
 

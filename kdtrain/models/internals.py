@@ -64,6 +64,7 @@ class Internals:
 def internals_of(model: nn.Module, sample: torch.Tensor) -> Internals:
     """The internals of an eager model, an exported program's module or a TorchScript module.
     `sample`: a small batch at the model's input (normalised), to convert and check a TorchScript graph."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: its hooks are the model's
     if isinstance(model, torch.jit.ScriptModule):
         return _tap_graph(_from_torchscript(model, sample))
     if isinstance(model, torch.fx.GraphModule):

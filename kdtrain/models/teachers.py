@@ -82,7 +82,8 @@ class Teacher:
             sample = torch.rand(2, self.spec.channels, self.spec.height, self.spec.width,
                                 generator=torch.Generator().manual_seed(0)).to(self.device)
             self._internals = internals_of(self.model, self.normalize(sample))
-            self.model = self._internals.model
+            if isinstance(self.model, torch.jit.ScriptModule):
+                self.model = self._internals.model
         return self._internals
 
     def features(self, x01: torch.Tensor) -> torch.Tensor:

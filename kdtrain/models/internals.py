@@ -83,7 +83,7 @@ def _tap_graph(gm: torch.fx.GraphModule) -> Internals:
         graph = gm.graph
         nodes = [n for n in graph.nodes if n.op == "call_function"]
         for i, node in enumerate(n for n in nodes if n.target in BN_OPS):
-            mean, var = node.args[3], node.args[4]
+            mean, var = (node.args[3], node.args[4]) if len(node.args) > 4 else (None, None)
             if not (_is_tensor_attr(gm, mean) and _is_tensor_attr(gm, var)):
                 continue  # no running statistics (track_running_stats=False)
             _insert(gm, node, 0, f"kd_bn_tap_{i}", BatchNormTap(_attr(gm, mean.target), _attr(gm, var.target)))

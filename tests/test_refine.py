@@ -13,7 +13,7 @@ from kdtrain.cli.main import cli
 from kdtrain.data.spec import InputSpec
 from kdtrain.errors import UserError
 from kdtrain.models.registry import create_model
-from kdtrain.models.teachers import Teacher, model_checkpoint, save_model
+from kdtrain.models.teachers import Teacher, load_teacher, model_checkpoint, save_model
 from kdtrain.synth.refine import OnlineRefine, RefineConfig, StatsProbe, batchnorm_layers, parse_options, refine_batch
 from kdtrain.train.config import DistillConfig
 from kdtrain.train.distill import distill
@@ -84,13 +84,16 @@ def test_targets_reached_with_enough_steps_deterministic_and_teacher_untouched()
     assert not torch.equal(s.images, x)
 
 
-def test_teachers_without_reachable_batchnorm_are_refused():
+def test_teachers_without_batchnorm_are_refused_with_what_to_do_instead(tmp_path):
     plain = Teacher(nn.Sequential(nn.Flatten(), nn.Linear(144, 10)), SPEC, 10)
-    with pytest.raises(UserError, match="no BatchNorm layers"):
+    with pytest.raises(UserError, match="no BatchNorm layers.*kdtrain attack"):
         batchnorm_layers(plain)
-    scripted = Teacher(torch.jit.script(create_model("cnn-tiny", 10, 1)), SPEC, 10)
-    with pytest.raises(UserError, match="TorchScript or .pt2 teacher"):
-        batchnorm_layers(scripted)
+    scripted = torch.jit.script(create_model("cnn-tiny", 10, 1).eval())
+    assert len(batchnorm_layers(Teacher(scripted, SPEC, 10))) == 3  # read through its converted graph
+    torch.jit.freeze(scripted).save(str(tmp_path / "folded.pt"))  # freezing folds BatchNorm into the convolutions
+    folded = load_teacher(tmp_path / "folded.pt", spec=SPEC)
+    with pytest.raises(UserError, match="no BatchNorm layers .*fold them into the convolutions"):
+        batchnorm_layers(folded)
 
 
 def test_bad_options_refused():
@@ -121,8 +124,8 @@ def world(tmp_path_factory):
     write_shards(d / "s", "leaves", 48, 16, size=16, channels=3, labels=False)
     t = bn_teacher()
     save_model(d / "teacher.pt", model_checkpoint(t.model, "cnn-tiny", SPEC, 10, [f"c{i}" for i in range(10)]))
-    torch.jit.script(create_model("cnn-tiny", 10, 1)).save(str(d / "scripted.pt"))
-    (d / "scripted.json").write_text(json.dumps({"spec": SPEC.to_dict()}))
+    torch.jit.freeze(torch.jit.script(create_model("cnn-tiny", 10, 1).eval())).save(str(d / "folded.pt"))
+    (d / "folded.json").write_text(json.dumps({"spec": SPEC.to_dict()}))
     return d
 
 
@@ -147,10 +150,10 @@ def test_offline_command_writes_refined_shards_with_metadata(world, tmp_path):
     assert [f.read_bytes() for f in sorted(out.glob("*.tar"))] == [f.read_bytes() for f in sorted(again.glob("*.tar"))]
 
 
-def test_offline_command_refuses_a_torchscript_teacher_and_writes_nothing(world, tmp_path):
-    res = CliRunner().invoke(cli, ["refine", "--teacher", str(world / "scripted.pt"), "--shards",
+def test_offline_command_refuses_a_teacher_with_folded_batchnorm_and_writes_nothing(world, tmp_path):
+    res = CliRunner().invoke(cli, ["refine", "--teacher", str(world / "folded.pt"), "--shards",
                                    str(world / "s" / "leaves-*.tar"), "--out", str(tmp_path / "x" / "r")])
-    assert res.exit_code == 2 and "TorchScript or .pt2 teacher" in res.output
+    assert res.exit_code == 2 and "no BatchNorm layers" in res.output
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
 
 

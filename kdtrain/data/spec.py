@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -11,6 +12,9 @@ from kdtrain.errors import UserError
 
 # ITU-R BT.601 luma weights, as PIL's convert("L") uses.
 _LUMA = (0.299, 0.587, 0.114)
+# The largest input side accepted (as kdgen's largest image): a spec read from a file cannot make us
+# allocate more than a few such images.
+MAX_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -24,14 +28,20 @@ class InputSpec:
     std: tuple[float, ...]
 
     def __post_init__(self):
+        shape = f"{self.channels}x{self.height}x{self.width}"
         if self.channels not in (1, 3) or self.height < 1 or self.width < 1:
-            raise UserError(f"unsupported input spec {self.channels}x{self.height}x{self.width}")
+            raise UserError(f"unsupported input spec {shape}: give 1 or 3 channels and a positive size")
+        if max(self.height, self.width) > MAX_SIDE:
+            raise UserError(f"input spec {shape} is too large: at most {MAX_SIDE} pixels a side")
         for name in ("mean", "std"):
             v = tuple(float(x) for x in getattr(self, name))
             if len(v) == 1:
                 v = v * self.channels
             if len(v) != self.channels:
                 raise UserError(f"input spec {name} has {len(v)} values for {self.channels} channels")
+            if not all(math.isfinite(x) for x in v) or (name == "std" and min(v) <= 0):
+                what = "positive numbers" if name == "std" else "finite numbers"
+                raise UserError(f"input spec {name} {list(v)}: the normalisation {name} must be {what}")
             object.__setattr__(self, name, v)
 
     def to_dict(self) -> dict:
@@ -51,7 +61,7 @@ class InputSpec:
         try:
             mean, std = (tuple(v) if isinstance(v, (list, tuple)) else (v,) for v in (d["mean"], d["std"]))
             return cls(int(d["channels"]), int(d["height"]), int(d["width"]), mean, std)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise UserError(f"bad input spec: {e}; give {fields} (numbers)") from None
 
     @classmethod

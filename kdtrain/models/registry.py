@@ -1,7 +1,8 @@
 """Model registry: name -> constructor(num_classes, in_channels), like timm's `@register_model`.
 
 Small CIFAR/MNIST-scale networks are defined here; torchvision's classification models are reachable
-as `tv:<name>` (e.g. `tv:resnet18`) without registering each one.
+as `tv:<name>` (e.g. `tv:resnet18`), and timm's, where timm is installed, as `timm:<name>`, without
+registering each one.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
-    """Build a registered model, or a torchvision one as `tv:<name>` (randomly initialised)."""
+    """Build a registered model, a torchvision one as `tv:<name>` or a timm one as `timm:<name>` (randomly
+    initialised)."""
     if name.startswith("tv:"):
         return _torchvision_model(name[3:], num_classes, in_channels)
+    if name.startswith("timm:"):
+        return _timm_model(name[5:], num_classes, in_channels)
     if name not in MODELS:
-        raise UserError(f"unknown model {name!r}; choose one of {', '.join(list_models())} or tv:<torchvision name>")
+        raise UserError(f"unknown model {name!r}; choose one of {', '.join(list_models())}, tv:<torchvision name> "
+                      "or timm:<timm name>")
     return MODELS[name](num_classes=num_classes, in_channels=in_channels)
 
 
@@ -51,6 +56,17 @@ def _torchvision_model(name: str, num_classes: int, in_channels: int) -> nn.Modu
                     setattr(parent, child_name, _with_in_channels(child, in_channels))
                     return model
     return model
+
+
+def _timm_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise UserError(f"timm:{name} needs timm, which is not installed: pip install timm") from None
+    if not timm.is_model(name):
+        raise UserError(f"unknown timm model {name!r} (timm.list_models() names them)")
+    # pretrained=False: the weights come from the teacher file, never from a download
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
 
 
 def _with_in_channels(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:

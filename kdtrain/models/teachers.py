@@ -13,6 +13,7 @@ import io
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,9 @@ import torch
 from torch import nn
 
 from kdtrain.data.spec import InputSpec, adapt
-from kdtrain.errors import UserError
+from kdtrain.errors import UserError, first_line
+from kdtrain.models.custom import build_model, is_code
+from kdtrain.models.internals import Internals, internals_of
 from kdtrain.models.precision import autocast
 from kdtrain.models.registry import create_model
 
@@ -45,6 +48,7 @@ class Teacher:
         self._mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
         self._std = torch.tensor(spec.std).view(1, -1, 1, 1)
         self.amp_dtype: torch.dtype | None = None  # autocast dtype of every forward (kdtrain.models.precision)
+        self._internals: Internals | None = None
 
     @property
     def device(self) -> torch.device:
@@ -71,45 +75,34 @@ class Teacher:
     def adapt(self, x01: torch.Tensor) -> torch.Tensor:
         return adapt(x01, self.spec)
 
+    def internals(self) -> Internals:
+        """What refine and score read inside the teacher, whatever its format (kdtrain.models.internals).
+        A TorchScript teacher runs as its converted graph from then on (checked to give the same logits)."""
+        if self._internals is None:
+            sample = torch.rand(2, self.spec.channels, self.spec.height, self.spec.width,
+                                generator=torch.Generator().manual_seed(0)).to(self.device)
+            self._internals = internals_of(self.model, self.normalize(sample))
+            if isinstance(self.model, torch.jit.ScriptModule):
+                self.model = self._internals.model
+        return self._internals
+
     def features(self, x01: torch.Tensor) -> torch.Tensor:
-        """Pooled features (N, D): the input of the model's last nn.Linear (the classifier head)."""
-        head = None
-        for m in self.model.modules():
-            if isinstance(m, nn.Linear):
-                head = m
+        """Pooled features (N, D): the input of the model's classifier head (its last linear layer or op)."""
+        return self.logits_and_features(x01)[1]
+
+    def logits_and_features(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits (as __call__ gives them) and the pooled features, from one forward."""
+        head = self.internals().head
         if head is None:
-            if isinstance(self.model, torch.fx.GraphModule):  # an exported program: cut its graph instead
-                with autocast(self.device, self.amp_dtype):
-                    return torch.flatten(self._graph_features()(self.normalize(x01)), 1).float()
-            raise UserError("teacher features need a model with a linear head (a TorchScript teacher has none "
-                          "that can be reached; export it with torch.export instead)")
+            raise UserError(f"teacher features need a model with a linear classifier head, but "
+                          f"{self.internals().no_head}")
         captured = []
         handle = head.register_forward_hook(lambda _m, inp, _out: captured.append(inp[0]))
         try:
-            self(x01)
+            logits = self(x01)
         finally:
             handle.remove()
-        return torch.flatten(captured[-1], 1).float()
-
-
-    def _graph_features(self) -> torch.fx.GraphModule:
-        """A copy of the exported graph that returns the input of its last linear/addmm op."""
-        if getattr(self, "_feature_gm", None) is None:
-            gm = self.model
-            graph, env = torch.fx.Graph(), {}
-            graph.graph_copy(gm.graph, env)  # every node but the output; env maps old nodes to new
-            heads = [n for n in gm.graph.nodes if n.op == "call_function"
-                     and n.target in (torch.ops.aten.linear.default, torch.ops.aten.addmm.default)]
-            if not heads:
-                raise UserError("the exported teacher has no linear head to take features from")
-            last = heads[-1]
-            feat = last.args[1] if last.target == torch.ops.aten.addmm.default else last.args[0]
-            graph.output(env[feat])
-            fgm = torch.fx.GraphModule(gm, graph)
-            fgm.graph.eliminate_dead_code()  # drop the head
-            fgm.recompile()
-            self._feature_gm = fgm
-        return self._feature_gm
+        return logits, torch.flatten(captured[-1], 1).float()
 
 
 def model_checkpoint(model: nn.Module, arch: str, spec: InputSpec, num_classes: int, class_names: list[str],
@@ -135,12 +128,14 @@ def save_model(path: str | os.PathLike, ckpt: dict) -> None:
 def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", arch: str | None = None,
                  spec: InputSpec | str | dict | None = None, num_classes: int | None = None,
                  class_names: list[str] | None = None) -> Teacher:
-    """Load a frozen teacher from any accepted format (see the module docstring)."""
+    """Load a frozen teacher from any accepted format (see the module docstring).
+
+    `arch` comes from the caller (--teacher-arch) and may name user code (kdtrain.models.custom); an
+    architecture read from a file (the sidecar, a checkpoint) may only name a registered model."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"teacher file not found: {path}")
     side = _sidecar(path)
-    arch = arch or side.get("arch")
     spec = _as_spec(spec if spec is not None else side.get("spec", side if "channels" in side else None))
     class_names = class_names or side.get("class_names")
     num_classes = num_classes or side.get("num_classes") or (len(class_names) if class_names else None)
@@ -153,7 +148,9 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", ar
             _check_dynamic_batch(program, path)
             model = program.module()
         elif kind == "torchscript":
-            model = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():  # torch's deprecation notice is not ours to print
+                warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=FutureWarning)
+                model = torch.jit.load(str(path), map_location="cpu")
         else:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except UserError:
@@ -165,36 +162,80 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", ar
         raise UserError(f"cannot read teacher {path}: not a readable torch.save file (corrupt or another format); "
                       f"{ACCEPTED}") from None
     except Exception as e:  # corrupt/unreadable: one line, not a traceback
-        raise UserError(f"cannot read teacher {path} ({type(e).__name__}: {_first_line(e)}); {ACCEPTED}") from None
+        raise UserError(f"cannot read teacher {path} ({type(e).__name__}: {first_line(e)}); {ACCEPTED}") from None
     if kind == "pickle":
         if isinstance(obj, dict) and "state_dict" in obj and "arch" in obj and "spec" in obj:
             return _from_checkpoint(obj, path, device)
         state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise UserError(f"{path} is neither a kdtrain checkpoint nor a state_dict")
+        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise UserError(f"{path} is neither a kdtrain checkpoint nor a state_dict; {ACCEPTED}")
         if spec is None:
             raise UserError(f"input spec of {path} unknown: pass --teacher-spec CxHxW[/mean/std] or write "
                           f"{path.with_suffix('.json').name} beside it")
-        if not arch:
+        if not arch and not side.get("arch"):
             raise UserError(f"{path} is a bare state_dict: give the architecture (--teacher-arch or 'arch' in "
                           f"{path.with_suffix('.json').name})")
         num_classes = num_classes or _classes_from_state(state)
-        model = create_model(arch, num_classes, spec.channels)
+        model = build_model(arch, num_classes, spec.channels) if arch else \
+            _file_arch(side["arch"], num_classes, spec.channels, path.with_suffix(".json"))
         _load_state(model, state, path)
     if spec is None:
         raise UserError(f"input spec of {path} unknown: pass --teacher-spec CxHxW[/mean/std] or write "
                       f"{path.with_suffix('.json').name} beside it")
-    if num_classes is None:  # exported/scripted: ask the model
-        with torch.no_grad():
-            num_classes = model(torch.zeros(1, spec.channels, spec.height, spec.width)).shape[-1]
-    return Teacher(model, spec, num_classes, class_names, arch).to(device)
+    num_classes = _check_output(model, spec, path, num_classes, class_names)
+    return Teacher(model, spec, num_classes, class_names, arch or side.get("arch")).to(device)
 
 
 def _from_checkpoint(obj: dict, path: Path, device) -> Teacher:
-    spec = InputSpec.from_dict(obj["spec"])
-    model = create_model(obj["arch"], int(obj["num_classes"]), spec.channels)
+    spec = _as_spec(obj["spec"])
+    num_classes, names = _check_classes(obj.get("num_classes"), obj.get("class_names"), path)
+    if num_classes is None:
+        raise UserError(f"{path}: a kdtrain checkpoint without num_classes; re-save it with model_checkpoint()")
+    if not isinstance(obj["state_dict"], dict):
+        raise UserError(f"{path}: its state_dict is a {type(obj['state_dict']).__name__}, not a dict of tensors")
+    model = _file_arch(obj["arch"], num_classes, spec.channels, path)
     _load_state(model, obj["state_dict"], path)
-    return Teacher(model, spec, obj["num_classes"], obj.get("class_names"), obj["arch"], obj.get("data")).to(device)
+    data = obj.get("data") if isinstance(obj.get("data"), str) else None
+    return Teacher(model, spec, num_classes, names, obj["arch"], data).to(device)
+
+
+def _file_arch(arch, num_classes: int, channels: int, source: Path) -> nn.Module:
+    """The model an architecture name read from a file names: a registered one, never code to import."""
+    if not isinstance(arch, str):
+        raise UserError(f"{source}: 'arch' must be a model name, got {type(arch).__name__}")
+    if is_code(arch):
+        raise UserError(f"{source} names the architecture {arch!r}, which is code to import; kdtrain imports code "
+                      f"only when told on the command line: pass --teacher-arch {arch}")
+    return create_model(arch, num_classes, channels)
+
+
+def _check_output(model: nn.Module, spec: InputSpec, path: Path, num_classes, class_names) -> int:
+    """Run a batch of 2 images at the spec: the model must give 2 x classes logits, as many as its class
+    names (and its stated class count). Returns the class count."""
+    x = torch.zeros(2, spec.channels, spec.height, spec.width)
+    shape = f"{spec.channels}x{spec.height}x{spec.width}"
+    try:
+        model.eval()  # a train-mode forward would move BatchNorm statistics
+    except NotImplementedError:  # an exported program: its mode was fixed when it was exported
+        pass
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as e:  # noqa: BLE001 - a model that cannot take its own spec: one line
+        raise UserError(f"teacher {path} fails on images of {shape} ({type(e).__name__}: {first_line(e)}); check its "
+                      f"input spec (--teacher-spec or {path.with_suffix('.json').name})") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        what = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(f"teacher {path} returns {what} for 2 images; a teacher must return N x classes logits "
+                      f"(wrap it so that its forward returns the logits alone)")
+    k = int(out.shape[1])
+    if class_names and len(class_names) != k:
+        raise UserError(f"teacher {path} returns {k} logits per image but has {len(class_names)} class names; "
+                      f"give one name per logit in {path.with_suffix('.json').name}")
+    if num_classes is not None and int(num_classes) != k:
+        raise UserError(f"teacher {path} returns {k} logits per image but is said to have {num_classes} classes; "
+                      f"fix num_classes in {path.with_suffix('.json').name}")
+    return k
 
 
 def _load_state(model: nn.Module, state: dict, path: Path) -> None:
@@ -320,19 +361,50 @@ def _check_dynamic_batch(program, path: Path) -> None:
                           f"batch: torch.export.export(model, (x,), dynamic_shapes=({dim},))")
 
 
-def _first_line(e: Exception) -> str:
-    lines = [ln for ln in str(e).splitlines() if ln.strip()]
-    return (lines[0] if lines else "no details")[:200]
+# Limits on what a file may ask of us (documented in docs/FORMAT.md); sizes: kdtrain.data.spec.MAX_SIDE.
+MAX_CLASSES = 100_000
+MAX_SIDECAR_BYTES = 16 << 20
 
 
 def _sidecar(path: Path) -> dict:
+    """The JSON file beside a model (`teacher.pt2` -> `teacher.json`), checked: an object whose class
+    count, class names and architecture name are sane (its spec is checked by InputSpec)."""
     side = path.with_suffix(".json")
     if not side.is_file():
         return {}
+    if side.stat().st_size > MAX_SIDECAR_BYTES:
+        raise UserError(f"{side} is larger than {MAX_SIDECAR_BYTES >> 20} MiB; a teacher's JSON holds its spec, "
+                      f"class names and architecture only")
     try:
-        return json.loads(side.read_text())
+        d = json.loads(side.read_text())
+    except RecursionError:
+        raise UserError(f"cannot read {side}: its JSON is nested too deeply") from None
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {side}: {e}") from None
+        raise UserError(f"cannot read {side}: {first_line(e)}") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{side} holds a JSON {type(d).__name__}; expected an object with \"spec\" (or \"channels\", "
+                      f"\"size\", \"mean\", \"std\"), and optionally \"class_names\", \"num_classes\", \"arch\"")
+    d["num_classes"], d["class_names"] = _check_classes(d.get("num_classes"), d.get("class_names"), side)
+    return d
+
+
+def _check_classes(num_classes, class_names, source: Path) -> tuple[int | None, list[str] | None]:
+    """A class count (1 .. MAX_CLASSES) and one string name per class, as read from a file."""
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or not 1 <= num_classes <= MAX_CLASSES):
+        raise UserError(f"{source}: num_classes must be a whole number from 1 to {MAX_CLASSES:,}, "
+                      f"got {repr(num_classes)[:40]}")
+    if class_names is not None:
+        if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
+            raise UserError(f"{source}: class_names must be a list of strings")
+        if not 1 <= len(class_names) <= MAX_CLASSES:
+            raise UserError(f"{source} has {len(class_names):,} class names; give 1 to {MAX_CLASSES:,}")
+        if num_classes is not None and len(class_names) != num_classes:
+            raise UserError(f"{source} has {len(class_names)} class names for num_classes {num_classes}; "
+                          f"give one name per class")
+    if num_classes is None and class_names:
+        num_classes = len(class_names)
+    return num_classes, class_names
 
 
 def _as_spec(spec) -> InputSpec | None:

@@ -70,17 +70,15 @@ class RefineResult:
     bn_loss_start: float  # the same for the source images
 
 
-def batchnorm_layers(teacher) -> list[nn.modules.batchnorm._BatchNorm]:
-    """The teacher's BatchNorm layers with running statistics, or a one-line error naming what works."""
-    model = teacher.model
-    eager = isinstance(model, nn.Module) and not isinstance(model, (torch.jit.ScriptModule, torch.fx.GraphModule))
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-              and m.track_running_stats and m.running_mean is not None] if eager else []
-    if not layers:
-        kind = "this teacher has no BatchNorm layers" if eager else "a TorchScript or .pt2 teacher hides its layers"
-        raise UserError(f"refinement matches the teacher's BatchNorm statistics, but {kind}; it needs an eager "
-                      "model with BatchNorm (a kdtrain checkpoint, or a state_dict with --teacher-arch)")
-    return layers
+def batchnorm_layers(teacher) -> list[nn.Module]:
+    """Where the teacher's BatchNorm inputs can be seen, whatever its format (Teacher.internals): modules
+    whose forward hooks see each BN layer's input, each with its `running_mean` and `running_var`; or a
+    one-line error saying why there are none and what can be done instead."""
+    inside = teacher.internals()
+    if not inside.bn_layers:
+        raise UserError(f"refinement matches the teacher's BatchNorm statistics, but {inside.no_bn}; nothing "
+                      "BN-based can be done with this teacher: use `kdtrain attack` or the unrefined sets instead")
+    return inside.bn_layers
 
 
 class StatsProbe:

@@ -26,7 +26,11 @@ ONLINE_HOOKS = ("refine", "adv")  # option strings parsed by kdtrain.synth, chec
 class DistillConfig:
     # --- models
     teacher: str | None = knob(None, "teacher file: kdtrain checkpoint, .pt2 export, TorchScript or state_dict")
-    teacher_arch: str | None = knob(None, "architecture of a bare state_dict teacher")
+    teacher_arch: str | None = knob(None, "architecture of a bare state_dict teacher: a registered name, "
+                                          "tv:<torchvision name>, timm:<timm name>, or your own code as "
+                                          "path/to/file.py:factory or package.module:factory (this imports and "
+                                          "runs that code; the factory gets num_classes, in_channels or in_chans "
+                                          "where it names them)")
     teacher_spec: str | None = knob(None, "input spec CxHxW[/means/stds] for a teacher file that lacks one")
     student: str = knob("cnn-tiny", "student: a registered model name, tv:<torchvision name>, or a model file")
     # --- training data

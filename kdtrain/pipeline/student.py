@@ -29,6 +29,7 @@ from kdtrain.train.config import DistillConfig
 BASE_STEPS, BASE_BATCH = 1500, 128  # "1x": the budget of every row of docs/RESULTS.md's main table
 BASE_SAMPLES = BASE_STEPS * BASE_BATCH
 SOURCES = ("shaders", "leaves", "noise", "photos")
+EVALUATIONS = 10  # evaluations (and checkpoints) in a long distillation
 
 
 def _distill_help(name: str) -> str:
@@ -171,10 +172,12 @@ def distill_student(cfg: StudentConfig, data: Path, run: Path, command: str | No
     from kdtrain.train.distill import distill
 
     adv = None if str(cfg.adv).lower() in ("off", "none", "") else cfg.adv
+    # an "epoch" (evaluation and checkpoint) every pass over the images, or every tenth of a long budget
+    epoch = max(cfg.images, cfg.steps() * cfg.batch_size // EVALUATIONS)
     dcfg = DistillConfig(teacher=cfg.teacher, teacher_arch=cfg.teacher_arch, teacher_spec=cfg.teacher_spec,
                          student=cfg.student, shards=[f"{data / cfg.source}_ref-0*.tar"], adv=adv,
-                         steps=cfg.steps(), batch_size=cfg.batch_size, eval=cfg.eval, seed=cfg.seed,
-                         workers=cfg.workers - 1 if cfg.workers > 0 else -1, device=cfg.device,
+                         steps=cfg.steps(), batch_size=cfg.batch_size, samples_per_epoch=epoch, eval=cfg.eval,
+                         seed=cfg.seed, workers=cfg.workers - 1 if cfg.workers > 0 else -1, device=cfg.device,
                          amp=cfg.amp, threads=cfg.threads, out=str(run), resume=True, progress=cfg.progress,
                          tensorboard=False)
     s = distill(dcfg, command=command)

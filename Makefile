@@ -8,7 +8,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SCALE   ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test lint demo gpu-check pipeline shards teacher adversarial refined curated students scores sheets report bench clean
+.PHONY: help install test lint demo student gpu-check pipeline shards teacher adversarial refined curated students scores sheets report bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,8 +34,14 @@ test: install  ## run the test suite
 lint: install  ## ruff
 	$(BIN)/ruff check kdgen kdtrain tests bench
 
-demo: install  ## the whole pipeline at a small scale (about 13 minutes on 2 cores)
-	$(MAKE) --no-print-directory pipeline PROFILE=demo
+demo: install  ## a Fashion-MNIST teacher, then `kdtrain student` on it beside the original-data student (3-9 min on 2 cores)
+	$(MAKE) --no-print-directory demo-student PROFILE=demo
+
+# `make student`: one command from a teacher file to a deployable student (kdtrain student); BUDGET=N is Nx.
+OUT ?= runs/student
+student: install  ## TEACHER=file [EVAL=test data] [BUDGET=1|4|16] [OUT=runs/student]: teacher -> exported student
+	@test -n "$(TEACHER)" || { echo "usage: make student TEACHER=path/to/teacher.pt [EVAL=fashion-mnist] [BUDGET=4]"; exit 2; }
+	$(KDTRAIN) student --teacher $(TEACHER) --out $(OUT) --budget $(BUDGET)x $(if $(EVAL),--eval $(EVAL))
 
 bench: install  ## benchmarks (figures go to docs/BENCHMARKS.md with the command behind each)
 	$(BIN)/python bench/bench_generators.py $(BENCH_ARGS)
@@ -161,3 +167,13 @@ sheets: shards adversarial refined curated
 
 report: students scores sheets  ## regenerate the results report from the runs' summaries
 	$(KDTRAIN) report --config pipeline.yaml --runs $(R) --data $(D) --out $(REPORT) $(NOTES)
+
+# The demo (PROFILE=demo): the teacher, the student distilled on the original images, and `kdtrain student`
+# at the same budget (DEMO_STEPS steps of 128, refined images with the online attack) compared with it.
+DEMO_STEPS  ?= 500
+DEMO_IMAGES ?= 1500
+demo-student: $(R)/original/summary.json
+	$(KDTRAIN) student --teacher $(T) --out $(R)/student --budget $$(($(DEMO_STEPS) * 128)) --images $(DEMO_IMAGES) \
+	  --reference $(R)/original --workers $(WORKERS) --no-progress
+$(R)/original/summary.json: $(T)
+	$(KDTRAIN) distill --teacher $(T) --data fashion-mnist --steps $(DEMO_STEPS) --no-progress --out $(R)/original --resume

@@ -188,8 +188,9 @@ def test_distill_runs_with_the_online_hook(tmp_path):
     cfg = DistillConfig(teacher=str(tmp_path / "teacher.pt"), shards=[str(tmp_path / "s" / "leaves-*.tar")],
                         eval="none", batch_size=8, steps=4, workers=0, threads=1, tensorboard=False,
                         progress=False, out=str(tmp_path / "run"), match_stats=False, preset="none",
-                        mixup=True)  # this untrained teacher is too sure of the raw fixture images for any
-    # to cross within eps; blended pairs lie near its boundaries, so the hook has rows to replace
+                        mixup=True, holdout=0.0)  # this untrained teacher is too sure of the raw fixture images
+    # for any to cross within eps; blended pairs lie near its boundaries, so the hook has rows to replace (with
+    # all 32 fixture images in training: a held-out one changes the batches, and with them the pairs found)
     summary = distill(cfg, batch_hook=hook)
     assert summary["steps"] == 4
     assert hook.stats["batches"] == 2 and hook.stats["replaced"] > 0

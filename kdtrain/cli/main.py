@@ -10,7 +10,7 @@ import click
 from kdgen.clitools import OneLineErrorGroup, command_line, torchrun_rank
 from kdgen.settings import dataclass_options
 from kdtrain import __version__
-from kdtrain.cli import quality, report
+from kdtrain.cli import quality, report, student
 from kdtrain.train.config import DistillConfig
 
 # `kdtrain teacher`: the knobs that make sense without a teacher, with defaults and help of its own
@@ -81,6 +81,7 @@ def _report(summary: dict) -> None:
 
 quality.register(cli)
 report.register(cli)
+student.register(cli)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from kdtrain.data.holdout import held_out
 from kdtrain.data.shards import (
     TRAIN_FIELDS,
     Problems,
@@ -42,24 +43,30 @@ def seed_int(*parts: int) -> int:
 class ShardSource:
     """Weighted mix of resampled shard sets (one list of shard files per set)."""
 
-    def __init__(self, sets: list[list[str]], weights: list[float] | None = None, shuffle_buffer: int = 2000):
+    def __init__(self, sets: list[list[str]], weights: list[float] | None = None, shuffle_buffer: int = 2000,
+                 holdout: float = 0.0):
         if weights is not None and len(weights) != len(sets):
             raise UserError(f"{len(weights)} --weights for {len(sets)} --shards sets")
         w = np.array(weights if weights is not None else [1.0] * len(sets), dtype=float)
         if (w < 0).any() or w.sum() <= 0:
             raise UserError(f"--weights must be non-negative with a positive sum, got {weights}")
         self.sets, self.weights, self.shuffle_buffer = sets, w / w.sum(), shuffle_buffer
+        self.holdout = holdout  # the fraction of samples held out of training (kdtrain.data.holdout)
 
     def _resampled(self, urls: list[str], rng: np.random.Generator, problems: Problems) -> Iterator[dict]:
         empty = 0
         while True:
             n = 0
             url = urls[rng.integers(len(urls))]
-            for n, raw in enumerate(read_shard(url, problems, TRAIN_FIELDS), 1):  # noqa: B007
+            for raw in read_shard(url, problems, TRAIN_FIELDS):
+                if self.holdout and held_out(url, raw["__key__"], self.holdout):
+                    continue  # dropped before shuffling and batching: never trained on, resume stays exact
+                n += 1
                 yield raw
             empty = 0 if n else empty + 1
-            if empty > 20 + 5 * len(urls):  # every shard unreadable: do not spin forever
-                raise UserError(f"no readable samples in {len(urls)} shards (e.g. {urls[0]})")
+            if empty > 20 + 5 * len(urls):  # every shard unreadable (or held out): do not spin forever
+                held = f" or all held out by --holdout {self.holdout}" if self.holdout else ""
+                raise UserError(f"no readable samples in {len(urls)} shards (e.g. {urls[0]}){held}")
 
     def stream(self, seed: int, epoch: int, rank: int, world: int, worker: int, workers: int,
                problems: Problems) -> Iterator[dict]:

@@ -64,6 +64,10 @@ class DistillConfig:
     eval: str | None = knob(None, "real labelled test data (same sources as --data); default: the test split "
                                   "of --data, else of the teacher's training data; 'none' to skip")
     eval_limit: int | None = knob(None, "evaluate on the first N test samples only")
+    holdout: float = knob(0.05, "fraction of the surrogate --shards samples held out of training (chosen by a hash "
+                                "of shard file name and key); teacher-student agreement and KL on them are "
+                                "logged at each evaluation and in summary.json (0: none)")
+    holdout_limit: int = knob(1000, "measure on at most this many held-out samples")
     # --- loss
     temperature: float = knob(5.0, "KD softmax temperature T (loss scaled by T^2)")
     temperature_end: float | None = knob(None, "KD temperature at the last step, reached linearly from "
@@ -106,7 +110,7 @@ class DistillConfig:
 
     # Fields that may differ on --resume without changing the result.
     RUNTIME_ONLY = ("resume", "progress", "tensorboard", "ckpt_every", "ckpt_minutes", "log_every", "out",
-                    "eval_limit", "device", "threads")
+                    "eval_limit", "holdout_limit", "device", "threads")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,6 +153,8 @@ class DistillConfig:
         need(self.jitter is None or (finite(self.jitter) and self.jitter >= 0), "jitter", "a finite number >= 0")
         need(0 <= self.ra_m <= 30, "ra-m", "in 0..30")
         need(self.ra_n is None or self.ra_n >= 0, "ra-n", "at least 0")
+        need(finite(self.holdout) and 0 <= self.holdout < 0.5, "holdout", "a fraction in [0, 0.5)")
+        need(self.holdout_limit >= 1, "holdout-limit", "at least 1")
         need(self.shuffle_buffer >= 1, "shuffle-buffer", "at least 1")
         need(self.log_every >= 1, "log-every", "at least 1")
         need(self.ckpt_every >= 0, "ckpt-every", "at least 0 (0: off)")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from kdgen.clitools import torchrun_rank
 from kdtrain.data.augment import MatchStats, build_preset, match_stats, mixup
 from kdtrain.data.datasets import LabelledSet, load_labelled
+from kdtrain.data.holdout import load_held_out
 from kdtrain.data.shards import check_shards, count_samples, decode_limit, expand_patterns
 from kdtrain.data.spec import InputSpec
 from kdtrain.data.stream import ShardSource, TensorSource, make_train_loader
@@ -34,7 +35,7 @@ from kdtrain.models.registry import create_model
 from kdtrain.models.teachers import Teacher, load_teacher, model_checkpoint, save_model
 from kdtrain.train import checkpoint
 from kdtrain.train.config import OPTIMIZERS, DistillConfig
-from kdtrain.train.evaluate import Evaluator
+from kdtrain.train.evaluate import Evaluator, HoldoutEvaluator
 from kdtrain.train.logs import RunLog, write_json, write_yaml
 
 __all__ = ["DistillConfig", "distill", "kd_loss", "match_stats", "mixed_ce"]
@@ -153,11 +154,13 @@ class TrainData:
     steps_per_epoch: int
     total_steps: int
     eval_set: LabelledSet | None
+    held_out: torch.Tensor | None  # uint8 held-out surrogate samples (--holdout), never trained on
 
 
 def build_data(cfg: DistillConfig, teacher: Teacher | None, world: int) -> TrainData:
     """Real labelled --data or surrogate --shards, at the teacher's spec (or the data's, without a teacher)."""
     train_set = load_labelled(cfg.data, train=True) if cfg.data else None
+    held = None
     spec: InputSpec = teacher.spec if teacher else train_set.spec
     class_names = teacher.class_names if teacher else train_set.class_names
     decode_limit(spec)  # a bad $KD_MAX_IMAGE_SIDE fails here, before anything is written
@@ -168,8 +171,11 @@ def build_data(cfg: DistillConfig, teacher: Teacher | None, world: int) -> Train
         sets = [expand_patterns([p]) for p in cfg.shards]
         for p, urls in zip(cfg.shards, sets, strict=True):
             check_shards(urls, p)
-        source = ShardSource(sets, cfg.weights, cfg.shuffle_buffer)
+        holdout = cfg.holdout if teacher is not None else 0.0  # agreement needs a teacher
+        source = ShardSource(sets, cfg.weights, cfg.shuffle_buffer, holdout)
         n_data = sum(count_samples(u) for u in sets)
+        if holdout:
+            held = load_held_out(sets, spec, holdout, cfg.holdout_limit)[0]
     samples_per_epoch = cfg.samples_per_epoch or n_data
     steps_per_epoch = samples_per_epoch // (cfg.batch_size * world)
     if steps_per_epoch < 1:
@@ -179,7 +185,7 @@ def build_data(cfg: DistillConfig, teacher: Teacher | None, world: int) -> Train
     if eval_set is not None:
         _check_classes(eval_set, class_names, "--eval")
     return TrainData(source, spec, class_names, samples_per_epoch, steps_per_epoch,
-                     cfg.steps or cfg.epochs * steps_per_epoch, eval_set)
+                     cfg.steps or cfg.epochs * steps_per_epoch, eval_set, held)
 
 
 def build_eval_set(cfg: DistillConfig, train_set: LabelledSet | None, teacher: Teacher | None) -> LabelledSet | None:
@@ -241,6 +247,15 @@ def build_evaluator(cfg: DistillConfig, data: TrainData, device: torch.device, a
         return None
     return Evaluator(data.eval_set, data.spec, device, cfg.batch_size * 2, cfg.eval_limit, amp_dtype,
                      cfg.channels_last)
+
+
+def build_holdout_evaluator(cfg: DistillConfig, data: TrainData, device: torch.device,
+                            amp_dtype) -> HoldoutEvaluator | None:
+    """Agreement and KL on the held-out surrogate samples, prepared as the loader prepares training ones."""
+    if data.held_out is None or len(data.held_out) == 0:
+        return None
+    return HoldoutEvaluator(data.held_out, data.spec, device, cfg.batch_size * 2, bool(cfg.match_stats), amp_dtype,
+                            cfg.channels_last)
 
 
 class Window:
@@ -318,6 +333,7 @@ class Run:
             if self.teacher:
                 self.teacher.model = torch.compile(self.teacher.model)
         self.evaluator = build_evaluator(cfg, data, self.device, self.amp_dtype)
+        self.holdout_evaluator = build_holdout_evaluator(cfg, data, self.device, self.amp_dtype)
 
     def _restore(self, s: dict) -> None:
         self.student.load_state_dict(s["model"])
@@ -473,11 +489,14 @@ class Run:
         return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
 
     def _evaluate(self, log: RunLog, t_start: float) -> None:
-        if self.evaluator is None or not self.main:  # other ranks go on and wait in their next all-reduce
-            return
+        if not self.main or (self.evaluator is None and self.holdout_evaluator is None):
+            return  # other ranks go on and wait in their next all-reduce
         self.student.eval()
         try:
-            self.last_eval = self.evaluator(self.student, self.teacher)
+            result = self.evaluator(self.student, self.teacher) if self.evaluator is not None else {}
+            if self.holdout_evaluator is not None:
+                result.update(self.holdout_evaluator(self.student, self.teacher))
+            self.last_eval = result
         finally:
             self.student.train()
         log.row("eval", self.step, epoch=self.epoch, wall_s=self._wall(t_start), **self.last_eval)
@@ -514,6 +533,7 @@ class Run:
             "mode": "distill" if self.teacher is not None else "supervised",
             "model": self.arch, "teacher": self.cfg.teacher, "model_file": str(self.out / self.model_file),
             **{k: self.last_eval.get(k) for k in ("student_top1", "teacher_top1", "agreement", "eval_samples")},
+            **{k: self.last_eval.get(k) for k in ("holdout_agreement", "holdout_kl", "holdout_samples")},
             "steps": self.step, "epochs": self.step / self.steps_per_epoch, "samples_seen": self.samples_seen,
             "wall_s": round(wall, 2), "train_s": round(self.train_s, 2),
             "samples_per_s": round(self.samples_seen / max(1e-9, self.train_s), 1),
@@ -525,8 +545,16 @@ class Run:
             "shards_seen_by_rank": shards_by_rank if self.cfg.shards else None,
         }
         if self.main:
+            summary["export"] = self._export()
             write_json(self.out / "summary.json", summary)
         return summary
+
+    def _export(self) -> dict:
+        """The deployable model beside the checkpoint: MODEL.pt2 (and MODEL.onnx with the onnx extra)."""
+        from kdtrain.models.export import export_model
+
+        path = self.out / Path(self.model_file).with_suffix(".pt2")
+        return export_model(self.student, self.spec, path, self.class_names, self.arch)
 
 
 def _setup_distributed(device: str) -> tuple[int, int, torch.device]:

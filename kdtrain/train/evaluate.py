@@ -50,3 +50,47 @@ class Evaluator:
         has_t = teacher is not None
         return {"student_top1": s_ok / max(1, n), "teacher_top1": t_ok / max(1, n) if has_t else None,
                 "agreement": agree / max(1, n) if has_t else None, "eval_samples": n}
+
+
+class HoldoutEvaluator:
+    """Teacher-student agreement and KL(teacher || student) at T=1 on the held-out surrogate samples
+    (uint8, prepared as training prepares them before augmentation); the teacher's logits are computed once."""
+
+    def __init__(self, images: torch.Tensor, spec: InputSpec, device: torch.device, batch_size: int = 256,
+                 match_stats: bool = False, amp_dtype: torch.dtype | None = None, channels_last: bool = False):
+        from kdtrain.data.augment import match_stats as rescale
+
+        self.batches = []
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].float().div_(255)
+            self.batches.append(rescale(x, spec.mean, spec.std) if match_stats else x)
+        self.device, self.amp_dtype, self.channels_last = device, amp_dtype, channels_last
+        self.mean = torch.tensor(spec.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(spec.std, device=device).view(1, -1, 1, 1)
+        self.teacher_logits: list[torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(x) for x in self.batches)
+
+    @torch.no_grad()
+    def __call__(self, student: torch.nn.Module, teacher: Teacher) -> dict:
+        import torch.nn.functional as F
+
+        first = self.teacher_logits is None
+        logits = [] if first else self.teacher_logits
+        n = agree = 0
+        kl = 0.0
+        for i, x in enumerate(self.batches):
+            x = x.to(self.device)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with precision.autocast(self.device, self.amp_dtype):
+                if first:
+                    logits.append(teacher(x).float())
+                s = student((x - self.mean) / self.std).float()
+            t = logits[i]
+            n += len(x)
+            agree += int((s.argmax(1) == t.argmax(1)).sum())
+            kl += float(F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), reduction="sum", log_target=True))
+        self.teacher_logits = logits
+        return {"holdout_agreement": agree / max(1, n), "holdout_kl": kl / max(1, n), "holdout_samples": n}

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from kdgen import contract
 
 CSV_FIELDS = ["kind", "step", "epoch", "loss", "kd_loss", "ce_loss", "lr", "samples_per_s", "student_top1",
-              "teacher_top1", "agreement", "skipped", "wall_s"]
+              "teacher_top1", "agreement", "skipped", "wall_s", "holdout_agreement", "holdout_kl"]
 
 
 class RunLog:

@@ -1,0 +1,1 @@
+"""Whole workflows composed of the other sub-packages' stages (`kdtrain student`: teacher -> deployable student)."""

@@ -1,0 +1,108 @@
+"""`kdtrain student`: teacher file -> surrogate shaders -> refinement -> distillation with the attack -> export,
+on a tiny budget, end to end in real processes; continuing after a kill; bad input."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from kdtrain.data.holdout import held_out
+from tests._kdtrain_fixtures import write_teacher
+from tests.conftest import assert_one_line_error, kill_at_first_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+# 48 shader images of 12 px, 12 steps of 16 (3 per epoch: a checkpoint every 3 steps), one thread each
+TINY = ["--images", "48", "--budget", "192", "--batch-size", "16", "--workers", "1", "--threads", "1", "--no-progress"]
+
+
+def _cmd(teacher: Path, out: Path, *extra) -> list[str]:
+    return [sys.executable, "-m", "kdtrain", "student", "--teacher", str(teacher), "--out", str(out), *TINY, *extra]
+
+
+def _images(shard: Path) -> dict:
+    with tarfile.open(shard) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.name.endswith(".png")}
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A teacher and one uninterrupted run of the command: (teacher, out, completed process)."""
+    d = tmp_path_factory.mktemp("student")
+    write_teacher(d / "teacher.pt", channels=1, size=12)
+    out = d / "run"
+    proc = subprocess.run(_cmd(d / "teacher.pt", out), capture_output=True, text=True, timeout=600, env=_env())
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return d / "teacher.pt", out, proc
+
+
+def test_one_command_from_teacher_to_exported_student(finished):
+    _, out, proc = finished
+    lines = proc.stdout.splitlines()
+    for n, stage in enumerate(("surrogate images", "refinement", "distillation into cnn-tiny with the online attack"),
+                              1):
+        assert any(ln.startswith(f"[{n}/3] {stage}") and "done in" in ln for ln in lines), proc.stdout
+    shaders = json.loads((out / "data" / "shaders-manifest.json").read_text())
+    refined = json.loads((out / "data" / "shaders_ref-manifest.json").read_text())
+    assert shaders["num_samples"] == refined["num_samples"] == 48 and refined["generator"] == "refine"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 12 and summary["samples_seen"] == 192 == summary["budget_samples"]
+    assert summary["export"]["pt2"] == str(out / "student" / "student.pt2") and Path(summary["export"]["pt2"]).is_file()
+    assert 0 < summary["holdout_samples"] < 48 and 0 <= summary["holdout_agreement"] <= 1
+    assert summary["holdout_kl"] >= 0 and summary["student_top1"] is None  # no real test data given
+    run_config = yaml.safe_load((out / "student" / "config.yaml").read_text())
+    assert run_config["adv"] == "fraction=0.5,every=1" and run_config["shards"] == [f"{out}/data/shaders_ref-0*.tar"]
+    # the closing table names every file made, and the quality figure
+    table = proc.stdout[proc.stdout.index("stage  "):]
+    for made in ("shaders-*.tar", "shaders_ref-*.tar", "student.pt", "student.pt2", "held-out refined images"):
+        assert made in table
+    # the held-out refined images were never in a training batch: the trained shards' keys all pass the hash
+    trained = json.loads((out / "student" / "summary.json").read_text())["shards_seen_by_rank"][0]
+    assert trained and all(s.startswith("shaders_ref-") for s in trained)
+    assert sum(held_out("shaders_ref-000000.tar", f"{i:09d}", 0.05) for i in range(48)) == summary["holdout_samples"]
+
+    again = subprocess.run(_cmd(finished[0], out), capture_output=True, text=True, timeout=300, env=_env())
+    assert again.returncode == 0 and again.stdout.count("done earlier") == 3, again.stdout + again.stderr[-2000:]
+
+
+def test_a_killed_run_continues_from_its_last_stage_to_the_same_student(finished, tmp_path):
+    teacher, done, _ = finished
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(teacher, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    kill_at_first_checkpoint(proc, out / "student", timeout=600)  # in the distillation stage
+    assert json.loads((out / "stages.json").read_text())["done"].keys() == {"surrogate", "refine"}
+
+    rerun = subprocess.run(_cmd(teacher, out), capture_output=True, text=True, timeout=600, env=_env())
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.stdout.count("done earlier") == 2 and "[3/3] distillation" in rerun.stdout
+    for name in ("shaders-000000.tar", "shaders_ref-000000.tar"):  # the same images (their JSON names the folder)
+        assert _images(out / "data" / name) == _images(done / "data" / name)
+    a = torch.load(out / "student" / "student.pt", weights_only=True)["state_dict"]
+    b = torch.load(done / "student" / "student.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--budget", "lots"], "--budget 'lots'"),
+    (["--images", "5"], "--images must be at least 20"),
+])
+def test_bad_input_is_one_line(finished, tmp_path, extra, needle):
+    proc = subprocess.run(_cmd(finished[0], tmp_path / "r", *extra), capture_output=True, text=True, timeout=120,
+                          env=_env())
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "r").exists()
+
+
+def test_other_settings_in_the_same_folder_are_refused(finished):
+    teacher, out, _ = finished
+    proc = subprocess.run(_cmd(teacher, out, "--seed", "1"), capture_output=True, text=True, timeout=120, env=_env())
+    assert_one_line_error(proc, "other settings (seed)")

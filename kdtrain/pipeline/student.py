@@ -139,9 +139,9 @@ def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
     from tqdm import tqdm
 
     from kdgen import manifest
-    from kdgen.writer import DatasetWriter
+    from kdgen.shardset import DatasetWriter
     from kdtrain.data.shards import iterate_shards
-    from kdtrain.synth.refine import RefineConfig, batchnorm_layers, run_offline
+    from kdtrain.synth.refine import VERSION, RefineConfig, batchnorm_layers, run_offline
 
     name = f"{cfg.source}_ref"
     made = {"made": f"{data / name}-*.tar", "count": cfg.images, "unit": "images"}
@@ -158,7 +158,8 @@ def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
     spec = teacher.spec
     start = time.perf_counter()
     with DatasetWriter(data, name, generator="refine", params=params, size=(spec.width, spec.height), seed=cfg.seed,
-                       class_names=list(teacher.class_names), command=command, resume=True) as writer, \
+                       class_names=list(teacher.class_names), command=command, resume=True,
+                       generator_version=VERSION) as writer, \
             tqdm(total=cfg.images, unit="img", desc="refine", disable=not cfg.progress) as bar:
         stats = run_offline(teacher, iterate_shards(sources, spec, 256, limit=cfg.images), writer, rcfg, cfg.seed,
                             cfg.images, match_stats=True, progress=bar.update)

@@ -16,6 +16,8 @@ from pathlib import Path
 from kdgen.settings import knob  # a field with its help: the CLI flags are generated from these
 from kdtrain.errors import KDError
 
+AUGMENT_ON = ("auto", "loader", "device")  # where augmentation runs (--augment-on)
+
 
 @dataclass
 class DistillConfig:
@@ -42,6 +44,10 @@ class DistillConfig:
                                       "paper-shader, whose config has none)")
     aug_off: str = knob("", "pieces of a paper preset to leave out, comma-separated: crop, flip, randaugment, "
                             "jitter, elastic, invert (for ablations; mixup is --mixup)")
+    augment_on: str = knob("auto", "where --match-stats and the augmentation run: loader (the loader workers), "
+                                   "device (batched on the training device, in the training process; the "
+                                   "workers only read and decode) or auto (device on CUDA, loader on the CPU, "
+                                   "where the workers' spare cores run it beside the training step)")
     match_stats: bool | None = knob(None, "rescale each image to the teacher's input mean/std, clipped to [0,1] "
                                           "(a data-free match of surrogate images to the teacher's domain; "
                                           "default: on for --shards, off for --data)")
@@ -96,7 +102,7 @@ class DistillConfig:
 
     # Fields that may differ on --resume without changing the result.
     RUNTIME_ONLY = ("resume", "progress", "tensorboard", "ckpt_every", "ckpt_minutes", "log_every", "out",
-                    "eval_limit", "device", "threads")
+                    "eval_limit", "device", "threads", "augment_on")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,6 +145,7 @@ class DistillConfig:
         need(self.jitter is None or (finite(self.jitter) and self.jitter >= 0), "jitter", "a finite number >= 0")
         need(0 <= self.ra_m <= 30, "ra-m", "in 0..30")
         need(self.ra_n is None or self.ra_n >= 0, "ra-n", "at least 0")
+        need(self.augment_on in AUGMENT_ON, "augment-on", f"one of {', '.join(AUGMENT_ON)}")
         need(self.shuffle_buffer >= 1, "shuffle-buffer", "at least 1")
         need(self.log_every >= 1, "log-every", "at least 1")
         need(self.ckpt_every >= 0, "ckpt-every", "at least 0 (0: off)")

@@ -9,6 +9,7 @@ the final images -> student loss -> optimiser and per-step cosine schedule.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -234,6 +235,34 @@ def build_augmentation(cfg: DistillConfig, spec: InputSpec):
     return preset, preset.mixup if cfg.mixup is None else cfg.mixup
 
 
+def augments_on_device(cfg: DistillConfig, device: torch.device) -> bool:
+    """--augment-on: auto runs the augmentation on CUDA devices; on the CPU the loader workers run it on the
+    spare cores beside the step (docs/BENCHMARKS.md: a worker that augments keeps up with the bf16 step,
+    while augmenting in the training process adds its time to every step)."""
+    if cfg.augment_on == "auto":
+        return device.type == "cuda"
+    return cfg.augment_on == "device"
+
+
+def labelling_teacher(teacher: Teacher | None) -> Teacher | None:
+    """The teacher that labels the training batches: a copy with each BatchNorm folded into the convolution
+    before it (eval mode: the same function, fewer passes over the activations; measured faster on the
+    CPU, docs/BENCHMARKS.md). The hooks (refine's BatchNorm statistics, the attack) keep the original.
+    A model that torch.fx cannot trace (an export, TorchScript) labels as it is."""
+    if teacher is None or not isinstance(teacher.model, torch.nn.Module) or isinstance(
+            teacher.model, (torch.jit.ScriptModule, torch.fx.GraphModule)):
+        return teacher
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        fused = fuse(teacher.model)  # a folded copy; the original is left as it is
+    except Exception:  # noqa: BLE001 - untraceable Python control flow: label with the unfolded model
+        return teacher
+    labeller = copy.copy(teacher)
+    labeller.model = fused
+    return labeller
+
+
 def build_evaluator(cfg: DistillConfig, data: TrainData, device: torch.device, amp_dtype) -> Evaluator | None:
     if data.eval_set is None:
         return None
@@ -295,6 +324,7 @@ class Run:
         if self.teacher:
             self.teacher.set_precision(self.amp_dtype)
         self.preset, self.mixup = build_augmentation(cfg, self.spec)
+        self.augment_in_step = augments_on_device(cfg, self.device)
         self.mean = torch.tensor(self.spec.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.spec.std, device=self.device).view(1, -1, 1, 1)
         self.batch_hook = batch_hook or default_batch_hook(cfg, self.teacher)
@@ -315,6 +345,8 @@ class Run:
             self.model = torch.compile(self.model)
             if self.teacher:
                 self.teacher.model = torch.compile(self.teacher.model)
+        # --compile: the compiled teacher labels (inductor fuses it); else the BatchNorm-folded copy
+        self.labeller = self.teacher if cfg.compile else labelling_teacher(self.teacher)
         self.evaluator = build_evaluator(cfg, data, self.device, self.amp_dtype)
 
     def _restore(self, s: dict) -> None:
@@ -341,7 +373,7 @@ class Run:
             log.message(f"precision: {precision.describe(self.amp_dtype, self.device)}")
         t_start, last_ckpt = time.time(), time.time()
         self.elapsed_base = self.elapsed
-        loader = make_train_loader(self.source, self.spec, self.preset, cfg.batch_size, self.steps_per_epoch,
+        loader = make_train_loader(self.source, self.spec, self.loader_preset, cfg.batch_size, self.steps_per_epoch,
                                    self.total_steps, self.step, cfg.seed, self.rank, self.world, cfg.workers,
                                    pin_memory=self.device.type == "cuda", num_classes=len(self.class_names))
         window = Window()
@@ -414,6 +446,15 @@ class Run:
     def _wall(self, t_start: float) -> float:
         return self.elapsed_base + time.time() - t_start
 
+    @property
+    def loader_preset(self):
+        """The loader workers' augmentation: the preset, or None where the step augments on the device."""
+        return None if self.augment_in_step else self.preset
+
+    def augment(self, x: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The preset on a uint8 batch already on the device, from the batch's own seed (as a worker would)."""
+        return self.preset(x, torch.Generator().manual_seed(batch["aug_seed"]))
+
     def autocast(self):
         return precision.autocast(self.device, self.amp_dtype)
 
@@ -431,6 +472,8 @@ class Run:
         if len(x) == 0:  # every sample of the batch was undecodable: keep the schedule in step
             self.sched.step()
             return {"loss": torch.zeros((), device=dev)}
+        if self.augment_in_step:
+            x = self.augment(x, batch)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.float().div_(255)
@@ -451,7 +494,7 @@ class Run:
             t_logits = None
             if self.teacher is not None:
                 with torch.no_grad():
-                    t_logits = self.teacher(x).float()
+                    t_logits = self.labeller(x).float()
             s_logits = self.model((x - self.mean) / self.std).float()
         parts = {}
         if t_logits is not None:

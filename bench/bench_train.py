@@ -154,12 +154,13 @@ def bench_levers(common: dict, root: Path, steps: int, rounds: int = 3) -> dict:
     return out
 
 
-DEFAULTS = {  # name -> DistillConfig changes against `kdtrain distill` with its defaults
-    "--amp off (reference)": dict(amp="off"),
-    "defaults": {},
-    "--amp off --augment-on device": dict(amp="off", augment_on="device"),
-    "defaults, --augment-on device": dict(augment_on="device"),
-}
+def defaults_variants(device: str) -> dict:
+    """name -> DistillConfig changes against `kdtrain distill` with its defaults: --amp off, and the
+    augmentation in the place that --augment-on auto does not pick on this device."""
+    other = "loader" if device.startswith("cuda") else "device"
+    return {"--amp off (reference)": dict(amp="off"), "defaults": {},
+            f"--amp off --augment-on {other}": dict(amp="off", augment_on=other),
+            f"defaults, --augment-on {other}": dict(augment_on=other)}
 
 
 def bench_defaults(common: dict, root: Path, steps: int, rounds: int = 3) -> dict:
@@ -167,7 +168,7 @@ def bench_defaults(common: dict, root: Path, steps: int, rounds: int = 3) -> dic
     share of the step: the time spent waiting for the next batch over the whole step time."""
     base = {k: v for k, v in common.items() if k not in ("workers", "threads")}  # the defaults' own
     runs = {name: Run(DistillConfig(**base, **change, out=str(root / f"d{i}")), None)
-            for i, (name, change) in enumerate(DEFAULTS.items())}
+            for i, (name, change) in enumerate(defaults_variants(common["device"]).items())}
     rates, waits = {name: [] for name in runs}, {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():

@@ -103,13 +103,17 @@ def _blur_matrix(size: int, sigma: float, device: torch.device) -> torch.Tensor:
 
 
 class BatchRandAugment:
-    """torchvision's v2.RandAugment(n, m), applied to a batch by grouping the samples that drew the same
-    (op, sign): every op then runs once per group instead of once per image (about 10x faster at
-    N=128). It uses torchvision's private internals; if they move it fails at once rather than switch
-    to another random stream, which would silently break exact resume (tests/test_presets.py pins it)."""
+    """torchvision's v2.RandAugment(n, m), applied to a batch. The geometric ops (shears, translations,
+    rotation: nearest-neighbour resampling at a fixed magnitude) and the identity are each a fixed map from
+    output to source pixel, found once per image size by running torchvision's own op on an image of pixel
+    numbers; all the samples that drew one of them move in one gather per round, on any device. The other
+    ops run once per group of samples that drew the same (op, sign). The output is torchvision's, pixel for
+    pixel. It uses torchvision's private internals; if they move it fails at once rather than switch to
+    another random stream, which would silently break exact resume (tests/test_presets.py pins it)."""
 
     INTERNALS = ("_AUGMENTATION_SPACE", "_apply_image_or_video_transform", "_fill", "interpolation",
                  "num_magnitude_bins", "magnitude", "num_ops")
+    MAPPED = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
     def __init__(self, n: int, m: int):
         import torchvision
@@ -123,7 +127,10 @@ class BatchRandAugment:
                           f"({', '.join(missing)}) that the batched RandAugment needs; install torchvision==0.29.1 "
                           f"(the tested version) or use another --preset")
         self.ops = list(self.ra._AUGMENTATION_SPACE.items())
+        # per (op, sign) key: whether a pixel map does it (op 2k and 2k+1 share the op's name)
+        self.mapped = torch.tensor([name in self.MAPPED for name, _ in self.ops for _ in range(2)])
         self._mags: dict[tuple[int, int], list[tuple[float, float]]] = {}
+        self._maps: dict[tuple, torch.Tensor] = {}
 
     def magnitudes(self, h: int, w: int) -> list[tuple[float, float]]:
         """(magnitude, negated magnitude) of every op at this image size (torchvision's bins at self.magnitude)."""
@@ -136,28 +143,50 @@ class BatchRandAugment:
             out.append((m, -m if signed else m))
         return out
 
+    def pixel_maps(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """(keys, h*w) long: for each mapped key, 1 + the flat index of the source pixel of every output pixel,
+        0 where the op samples outside the image (zero fill: RandAugment's default); unmapped keys: identity.
+        A float image holding the numbers 1..h*w goes through torchvision's op: nearest-neighbour sampling
+        copies the numbers exactly, so the map is the op itself."""
+        if (h, w, device) not in self._maps:
+            mags = self.magnitudes(h, w)
+            probe = torch.arange(1, h * w + 1, dtype=torch.float32).view(1, 1, h, w)
+            maps = []
+            for k in range(2 * len(self.ops)):
+                name = self.ops[k // 2][0]
+                m = probe if name == "Identity" or name not in self.MAPPED else self.ra._apply_image_or_video_transform(
+                    probe, name, mags[k // 2][k % 2], interpolation=self.ra.interpolation, fill=self.ra._fill)
+                maps.append(m.reshape(-1).round().long())
+            self._maps[h, w, device] = torch.stack(maps).to(device)
+        return self._maps[h, w, device]
+
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        mags = self.magnitudes(*x.shape[-2:])
-        n_keys = 2 * len(self.ops)
+        n, c, h, w = x.shape
+        mags = self.magnitudes(h, w)
+        maps = self.pixel_maps(h, w, x.device)
+        n_keys, mapped = 2 * len(self.ops), self.mapped.tolist()
         for _ in range(self.ra.num_ops):
-            op = torch.randint(0, len(self.ops), (x.shape[0],), generator=gen)
-            neg = torch.rand(x.shape[0], generator=gen) <= 0.5
+            op = torch.randint(0, len(self.ops), (n,), generator=gen)
+            neg = torch.rand(n, generator=gen) <= 0.5
             key = op * 2 + neg
-            # one stable sort groups the samples by (op, sign) on the CPU: no per-group search, and on a
-            # GPU no device-to-host sync (the group sizes come from the CPU draws)
+            out = torch.empty_like(x)
+            # the mapped samples: one gather from the images with a zero pixel in front (index 0: outside)
+            rows = self.mapped[key].nonzero().squeeze(1)  # on the CPU draws: no device sync
+            if len(rows):
+                src = maps[_on(key[rows], x)]
+                flat = F.pad(x[_on(rows, x)].flatten(2), (1, 0))
+                out[_on(rows, x)] = flat.gather(2, src.unsqueeze(1).expand(-1, c, -1)).view(len(rows), c, h, w)
+            # the others: one torchvision call per (op, sign) group, found by one stable sort of the CPU draws
             order = key.argsort(stable=True)
             sizes = torch.bincount(key, minlength=n_keys).tolist()
-            groups = _on(order, x)
-            parts, start = [], 0
+            start = 0
             for k, size in enumerate(sizes):
-                if size:
-                    name = self.ops[k // 2][0]
-                    xs = x[groups[start:start + size]]
-                    parts.append(xs if name == "Identity" else self.ra._apply_image_or_video_transform(
-                        xs, name, mags[k // 2][k % 2], interpolation=self.ra.interpolation, fill=self.ra._fill))
+                if size and not mapped[k]:
+                    idx = _on(order[start:start + size], x)
+                    out[idx] = self.ra._apply_image_or_video_transform(
+                        x[idx], self.ops[k // 2][0], mags[k // 2][k % 2], interpolation=self.ra.interpolation,
+                        fill=self.ra._fill)
                 start += size
-            out = torch.empty_like(x)
-            out[groups] = torch.cat(parts)
             x = out
         return x
 

@@ -2,9 +2,10 @@
 per-sample randomness drawn from a CPU torch.Generator (seeded per batch by the loader, which makes every
 batch reproducible and the stream resumable).
 
-The same code runs in the loader workers or, batched on the training device, in the training process
-(`--augment-on`): random parameters are always drawn on the CPU generator and moved to the batch's
-device, so a batch augments to the same images wherever it runs (bit for bit on the CPU).
+The same code runs batched on the training device, in the training process, or in the loader workers
+(`--augment-on`): random parameters are drawn on the CPU generator and moved to the batch's device (only
+elastic's displacement fields are drawn on a GPU, from a seed of that generator), so on the CPU a batch
+augments to the same images wherever it runs, and on any device the stream is a function of the seed.
 
 Crop, flip, colour jitter, invert and elastic are vectorised over the batch: on a CPU box the loader
 shares cores with training, and per-sample transform calls cost 10-50x more. RandAugment runs each op
@@ -78,7 +79,11 @@ def elastic(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, alpha: float 
     mask = torch.rand(n, generator=gen) < p
     if not mask.any():
         return x
-    d = _on(torch.rand(n, 2, h, w, generator=gen) * 2 - 1, x)
+    if x.device.type == "cpu":
+        d = torch.rand(n, 2, h, w, generator=gen) * 2 - 1
+    else:  # a field per image is too much to draw on the host and copy at GPU rates: drawn there, seeded from gen
+        dev_gen = torch.Generator(x.device).manual_seed(int(torch.randint(1 << 62, (1,), generator=gen)))
+        d = torch.rand(n, 2, h, w, generator=dev_gen, device=x.device) * 2 - 1
     bh, bw = _blur_matrix(h, sigma, x.device), _blur_matrix(w, sigma, x.device)
     d = (bh @ d @ bw.T) * (alpha / torch.tensor([w, h], device=x.device)).view(1, 2, 1, 1)
     ident = torch.stack(torch.meshgrid(torch.linspace(-1, 1, h, device=x.device),

@@ -16,7 +16,7 @@ from pathlib import Path
 from kdgen.settings import knob  # a field with its help: the CLI flags are generated from these
 from kdtrain.errors import KDError
 
-AUGMENT_ON = ("auto", "loader", "device")  # where augmentation runs (--augment-on)
+AUGMENT_ON = ("device", "loader")  # where augmentation runs (--augment-on)
 
 
 @dataclass
@@ -44,10 +44,9 @@ class DistillConfig:
                                       "paper-shader, whose config has none)")
     aug_off: str = knob("", "pieces of a paper preset to leave out, comma-separated: crop, flip, randaugment, "
                             "jitter, elastic, invert (for ablations; mixup is --mixup)")
-    augment_on: str = knob("auto", "where --match-stats and the augmentation run: loader (the loader workers), "
-                                   "device (batched on the training device, in the training process; the "
-                                   "workers only read and decode) or auto (device on CUDA, loader on the CPU, "
-                                   "where the workers' spare cores run it beside the training step)")
+    augment_on: str = knob("device", "where --match-stats and the augmentation run: device (batched on the training "
+                                     "device, in the training process; the loader workers only read and decode) "
+                                     "or loader (in the loader workers)")
     match_stats: bool | None = knob(None, "rescale each image to the teacher's input mean/std, clipped to [0,1] "
                                           "(a data-free match of surrogate images to the teacher's domain; "
                                           "default: on for --shards, off for --data)")

@@ -235,19 +235,11 @@ def build_augmentation(cfg: DistillConfig, spec: InputSpec):
     return preset, preset.mixup if cfg.mixup is None else cfg.mixup
 
 
-def augments_on_device(cfg: DistillConfig, device: torch.device) -> bool:
-    """--augment-on: auto runs the augmentation on CUDA devices; on the CPU the loader workers run it on the
-    spare cores beside the step (docs/BENCHMARKS.md: a worker that augments keeps up with the bf16 step,
-    while augmenting in the training process adds its time to every step)."""
-    if cfg.augment_on == "auto":
-        return device.type == "cuda"
-    return cfg.augment_on == "device"
-
-
 def labelling_teacher(teacher: Teacher | None) -> Teacher | None:
     """The teacher that labels the training batches: a copy with each BatchNorm folded into the convolution
     before it (eval mode: the same function, fewer passes over the activations; measured faster on the
-    CPU, docs/BENCHMARKS.md). The hooks (refine's BatchNorm statistics, the attack) keep the original.
+    CPU, docs/BENCHMARKS.md), its weights in the autocast dtype. The hooks (refine's BatchNorm statistics,
+    the attack) keep the original.
     A model that torch.fx cannot trace (an export, TorchScript) labels as it is."""
     if teacher is None or not isinstance(teacher.model, torch.nn.Module) or isinstance(
             teacher.model, (torch.jit.ScriptModule, torch.fx.GraphModule)):
@@ -258,6 +250,8 @@ def labelling_teacher(teacher: Teacher | None) -> Teacher | None:
         fused = fuse(teacher.model)  # a folded copy; the original is left as it is
     except Exception:  # noqa: BLE001 - untraceable Python control flow: label with the unfolded model
         return teacher
+    if teacher.amp_dtype is not None:  # cast once, not by autocast at every forward (nothing left needs float32)
+        fused.to(teacher.amp_dtype)
     labeller = copy.copy(teacher)
     labeller.model = fused
     return labeller
@@ -324,7 +318,9 @@ class Run:
         if self.teacher:
             self.teacher.set_precision(self.amp_dtype)
         self.preset, self.mixup = build_augmentation(cfg, self.spec)
-        self.augment_in_step = augments_on_device(cfg, self.device)
+        # --augment-on device (the default): on the GPU the augmentation costs next to nothing; on this project's
+        # 2-core CPU it measured 4-9% faster than augmenting in the loader worker (docs/BENCHMARKS.md)
+        self.augment_in_step = cfg.augment_on == "device"
         self.mean = torch.tensor(self.spec.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.spec.std, device=self.device).view(1, -1, 1, 1)
         self.batch_hook = batch_hook or default_batch_hook(cfg, self.teacher)
@@ -479,6 +475,7 @@ class Run:
         x = x.float().div_(255)
         if cfg.match_stats and cfg.match_stats_stage == "after":
             x = match_stats(x, self.mean, self.std)
+        labelled = bool((batch["labels"] >= 0).any())  # asked of the loader's CPU tensor: no device sync
         labels = batch["labels"].to(dev, non_blocking=True)
         mix = None
         if self.mixup and len(x) > 1:
@@ -486,7 +483,7 @@ class Run:
             lam = torch.from_numpy(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, len(x))).float().to(dev)
             perm = torch.from_numpy(rng.permutation(len(x))).to(dev)
             x, mix = mixup(x, lam, perm), (perm, lam)
-        b = {"images": x, "labels": labels if bool((labels >= 0).any()) else None, "mix": mix,
+        b = {"images": x, "labels": labels if labelled else None, "mix": mix,
              "keys": batch["keys"], "urls": batch["urls"], "step": step}
         b = self.batch_hook(b, step)
         x, labels, mix = b["images"], b.get("labels"), b.get("mix")

@@ -5,7 +5,8 @@
 # full-profile student at SCALE=16, and prints the figures as docs/BENCHMARKS.md keeps them, each against
 # the target of issue 24 on one H200. Never part of `make test`. About 6 minutes on an H200 at the
 # targets' rates; set SCALE=4 (or lower) where device time is short. A rehearsal of the script on a CPU,
-# with small sizes: DEVICE=cpu SHADERS_N=2000 STEPS=30 ADV_STEPS=10 REFINE_N=256 TEACHER_ARGS="--steps 20" bench/gpu_check.sh
+# with small sizes: DEVICE=cpu SHADERS_N=2000 STEPS=30 ADV_STEPS=10 REFINE_N=256 BENCH_STEPS=5 \
+#   TEACHER_ARGS="--steps 20" BIN=/path/to/venv/bin bench/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -18,6 +19,7 @@ STEPS=${STEPS:-$((1500 * SCALE))}
 SHADERS_N=${SHADERS_N:-50000}
 ADV_STEPS=${ADV_STEPS:-2000}
 REFINE_N=${REFINE_N:-20000}
+BENCH_STEPS=${BENCH_STEPS:-200}
 TEACHER_ARGS=${TEACHER_ARGS:---epochs 2}
 say() { echo "[gpu-check $(date +%H:%M:%S)] $*"; }
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
@@ -60,7 +62,7 @@ $PY -m kdtrain refine --teacher "$TEACHER" --shards "$SHARDS" --n "$REFINE_N" --
 REFINE_RATE=$(sed -nE 's/.* refined images, ([0-9.]+) images\/s.*/\1/p' "$WORK/refine.txt" | tail -1)
 
 say "5/6 defaults against --amp off and the augmentation's place (bench/bench_train.py, section 5)"
-$PY bench/bench_train.py --device "$DEVICE" --only-defaults --steps 200 --teacher "$TEACHER" --shards "$SHARDS" \
+$PY bench/bench_train.py --device "$DEVICE" --only-defaults --steps "$BENCH_STEPS" --teacher "$TEACHER" --shards "$SHARDS" \
   | tee "$WORK/defaults.txt" | grep -E "^defaults"
 
 say "6/6 one full-profile student ($STEPS steps of 128, plain: the defaults)"

@@ -49,7 +49,7 @@ bench: install  ## benchmarks (figures go to docs/BENCHMARKS.md with the command
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_attack.py
 
-gpu-check: install  ## on a CUDA machine: EGL shader rate, bf16/compile step rate, one SCALE=16 student (< 5 min)
+gpu-check: install  ## on a CUDA machine: shaders, plain/attacked distillation, refine rates, one SCALE=16 student (~6 min)
 	BIN=$(BIN) bench/gpu_check.sh
 
 clean:  ## remove generated data and runs (keeps .venv)

@@ -10,7 +10,11 @@ Figures are the best of repeated runs (this machine's cores are shared).
    student's forward/backward and the pipeline add on top of labelling);
 4. step-time levers (`--levers`): distillation samples/s (`--preset paper --match-stats`, loader-fed) of
    each lever against the float32 path (amp off, 1 thread, 1 loader worker) measured in the same run:
-   precision auto (bf16 where the CPU has AMX/AVX-512 bf16), torch.compile, threads and workers.
+   precision auto (bf16 where the CPU has AMX/AVX-512 bf16), torch.compile, threads and workers;
+5. defaults (`--defaults`): `kdtrain distill`'s defaults (paper-shader augmentation, --match-stats, bf16
+   where the machine has it, one loader worker per spare core) against the same with `--amp off`, and
+   with the augmentation in the training process (`--augment-on device`), loader-fed, rounds alternated;
+   with each, the share of the step spent waiting for the loader.
 
     .venv/bin/python bench/bench_train.py [--images 4096] [--steps 60] [--workers 1] [--teacher runs/teacher/teacher.pt]
 """
@@ -91,7 +95,7 @@ def bench_trainer(run: Run, steps: int, workers: int, rounds: int = 3) -> dict:
     cfg, warm = run.cfg, 3
     fed, mem, teach, cached = [], [], [], []
     for _ in range(rounds):
-        loader = make_train_loader(run.source, run.spec, run.preset, cfg.batch_size, steps, steps, 0, cfg.seed,
+        loader = make_train_loader(run.source, run.spec, run.loader_preset, cfg.batch_size, steps, steps, 0, cfg.seed,
                                    workers=workers)
         for i, b in enumerate(loader):  # loader-fed training
             if i == warm:
@@ -136,7 +140,7 @@ def bench_levers(common: dict, root: Path, steps: int, rounds: int = 3) -> dict:
         for name, run in runs.items():
             torch.set_num_threads(run.cfg.resolved_threads())
             warm = 5 if run.cfg.compile else 3  # compile happens in the first steps: not timed
-            loader = make_train_loader(run.source, run.spec, run.preset, run.cfg.batch_size, steps + warm,
+            loader = make_train_loader(run.source, run.spec, run.loader_preset, run.cfg.batch_size, steps + warm,
                                        steps + warm, 0, run.cfg.seed, workers=run.cfg.workers)
             for i, b in enumerate(loader):
                 if i == warm:
@@ -150,6 +154,55 @@ def bench_levers(common: dict, root: Path, steps: int, rounds: int = 3) -> dict:
     return out
 
 
+def defaults_variants(device: str) -> dict:
+    """name -> DistillConfig changes against `kdtrain distill` with its defaults: --amp off, and the
+    augmentation in the loader workers instead of on the training device."""
+    return {"--amp off (reference)": dict(amp="off"), "defaults": {},
+            "--amp off --augment-on loader": dict(amp="off", augment_on="loader"),
+            "defaults, --augment-on loader": dict(augment_on="loader")}
+
+
+def bench_defaults(common: dict, root: Path, steps: int, rounds: int = 3) -> dict:
+    """Loader-fed samples/s of the defaults against --amp off (best of alternated rounds), and the loader's
+    share of the step: the time spent waiting for the next batch over the whole step time."""
+    base = {k: v for k, v in common.items() if k not in ("workers", "threads")}  # the defaults' own
+    runs = {name: Run(DistillConfig(**base, **change, out=str(root / f"d{i}")), None)
+            for i, (name, change) in enumerate(defaults_variants(common["device"]).items())}
+    rates, waits = {name: [] for name in runs}, {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            torch.set_num_threads(run.cfg.resolved_threads())
+            warm = 3
+            loader = iter(make_train_loader(run.source, run.spec, run.loader_preset, run.cfg.batch_size, steps + warm,
+                                            steps + warm, 0, run.cfg.seed, workers=run.cfg.resolved_workers()))
+            wait = 0.0
+            for i in range(steps + warm):
+                if i == warm:
+                    t0, wait = time.perf_counter(), 0.0
+                t = time.perf_counter()
+                b = next(loader)
+                wait += time.perf_counter() - t
+                run.train_step(b, i)
+            total = time.perf_counter() - t0
+            rates[name].append(steps * run.cfg.batch_size / total)
+            waits[name].append(100 * wait / total)
+    ref = max(rates["--amp off (reference)"])
+    out = {"defaults: workers, threads": f"{runs['defaults'].cfg.resolved_workers()}, "
+                                         f"{runs['defaults'].cfg.resolved_threads()}",
+           "defaults: precision": precision_name(runs["defaults"])}
+    for name, r in rates.items():
+        best = int(np.argmax(r))
+        out[f"defaults: {name}"] = (f"{r[best]:.0f} samples/s, {r[best] / ref:.2f}x, "
+                                    f"loader wait {waits[name][best]:.0f}% of the step")
+    return out
+
+
+def precision_name(run: Run) -> str:
+    from kdtrain.models import precision
+
+    return precision.describe(run.amp_dtype, run.device)
+
+
 @click.command()
 @click.option("--images", default=4096, help="images in the benchmark set")
 @click.option("--size", default=32, help="stored image side (adapted to the teacher's spec on the fly)")
@@ -160,14 +213,19 @@ def bench_levers(common: dict, root: Path, steps: int, rounds: int = 3) -> dict:
 @click.option("--preset", default="paper", help="augmentation preset of the trainer benchmark")
 @click.option("--teacher", default=None, help="teacher file (default: a random resnet8 at 1x28x28)")
 @click.option("--student", default="cnn-tiny")
+@click.option("--shards", default=None, help="train on these shards (e.g. kdgen shaders output) instead of the "
+                                             "generated images (the loader comparison keeps those)")
 @click.option("--device", default="cpu")
 @click.option("--levers/--no-levers", default=True, help="also measure the step-time levers (section 4)")
-def main(images, size, steps, batch_size, workers, threads, preset, teacher, student, device, levers):
+@click.option("--defaults/--no-defaults", default=True, help="also measure the defaults against --amp off (section 5)")
+@click.option("--only-defaults", is_flag=True, help="measure section 5 alone")
+def main(images, size, steps, batch_size, workers, threads, preset, teacher, student, shards, device, levers,
+         defaults, only_defaults):
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.time()
-        make_images(root, images, size)
+        make_images(root, images if not only_defaults else 16, size)
         if teacher is None:
             teacher = str(root / "teacher.pt")
             spec = InputSpec(1, 28, 28, (0.286,), (0.353,))
@@ -176,16 +234,24 @@ def main(images, size, steps, batch_size, workers, threads, preset, teacher, stu
         common = dict(teacher=teacher, shards=[str(root / "shards" / "bench-*.tar")], batch_size=batch_size,
                       workers=workers, threads=threads, eval="none", tensorboard=False, progress=False,
                       student=student, device=device, seed=0)
+        if shards:
+            common["shards"] = [shards]
         result = {"device": device, "threads": threads, "workers": workers, "batch_size": batch_size,
                   "images": images, "stored_size": size, "cpus": os.cpu_count(), "student": student}
-        loader_run = Run(DistillConfig(**common, preset="crop-flip", out=str(root / "a")), None)
-        result["spec"] = f"{loader_run.spec.channels}x{loader_run.spec.height}x{loader_run.spec.width}"
-        result.update(bench_loader(root, loader_run.spec, workers, batch_size, 2, loader_run))
-        run = Run(DistillConfig(**common, preset=preset, out=str(root / "b")), None)
-        result["preset"] = preset
-        result.update(bench_trainer(run, steps, workers))
+        if only_defaults:
+            result.update(bench_defaults(common, root, steps))
+            levers = defaults = False
+        if not only_defaults:
+            loader_run = Run(DistillConfig(**common, preset="crop-flip", out=str(root / "a")), None)
+            result["spec"] = f"{loader_run.spec.channels}x{loader_run.spec.height}x{loader_run.spec.width}"
+            result.update(bench_loader(root, loader_run.spec, workers, batch_size, 2, loader_run))
+            run = Run(DistillConfig(**common, preset=preset, out=str(root / "b")), None)
+            result["preset"] = preset
+            result.update(bench_trainer(run, steps, workers))
         if levers:
             result.update(bench_levers(common, root, steps))
+        if defaults:
+            result.update(bench_defaults(common, root, steps))
         result["bench_s"] = round(time.time() - t0, 1)
     for k, v in result.items():
         print(f"{k:32s} {v}")

@@ -194,3 +194,19 @@ def test_distill_runs_with_the_online_hook(tmp_path):
     summary = distill(cfg, batch_hook=hook)
     assert summary["steps"] == 4
     assert hook.stats["batches"] == 2 and hook.stats["replaced"] > 0
+
+
+def test_fixed_shape_path_of_a_gpu_attacks_as_the_compacting_path(monkeypatch):
+    """On a GPU the border attack keeps every row (masks, no host round trip per step); run that path on the
+    CPU: the same pairs, steps and predictions as the CPU's path, which drops finished rows."""
+    from kdtrain.synth import attack
+
+    teacher = tiny_teacher(channels=1)
+    x = _images(48, 1, seed=7)
+    cfg = AttackConfig(max_steps=12)
+    ref = attack_batch(teacher, x, cfg, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(attack, "_compacts", lambda device: False)
+    fixed = attack_batch(teacher, x, cfg, torch.Generator().manual_seed(0))
+    assert len(ref) > 8 and torch.equal(fixed.source, ref.source) and torch.equal(fixed.steps, ref.steps)
+    assert torch.equal(fixed.stage, ref.stage) and torch.equal(fixed.target, ref.target)
+    assert torch.allclose(fixed.images, ref.images, atol=1e-5) and torch.equal(fixed.pred, ref.pred)

@@ -174,3 +174,36 @@ def test_temperature_schedule_runs_linearly_from_start_to_end():
     assert Run.temperature(run, 3) == 5.0
     with pytest.raises(UserError, match="--temperature-end must be a positive"):
         DistillConfig(temperature_end=0.0, out="runs/x").validate()
+
+
+def test_augmentation_on_the_device_trains_the_same_student(world, tmp_path):
+    """--augment-on device: the workers only decode and the step augments each batch from the seed it carries,
+    so on the CPU the student is the one the loader-augmented run makes, bit for bit."""
+    students = {}
+    for where in ("loader", "device"):
+        cfg = DistillConfig(teacher=str(world / "teacher.pt"), shards=[str(world / "s" / "leaves-*.tar")], steps=4,
+                            batch_size=16, workers=1, threads=1, out=str(tmp_path / where), tensorboard=False,
+                            progress=False, eval="none", augment_on=where)
+        distill(cfg)
+        students[where] = torch.load(tmp_path / where / "student.pt", weights_only=True)["state_dict"]
+    a, b = students["loader"], students["device"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(UserError, match="--augment-on must be one of device, loader"):
+        DistillConfig(out=str(tmp_path / "x"), augment_on="gpu").validate()
+
+
+def test_batches_are_labelled_by_a_batchnorm_folded_copy_of_the_teacher(tmp_path):
+    from kdtrain.train.distill import labelling_teacher
+
+    write_teacher(tmp_path / "t.pt", channels=1, size=12, arch="resnet8")
+    teacher = load_teacher(tmp_path / "t.pt")
+    for m in teacher.model.modules():  # statistics away from the identity, so folding has work to do
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(generator=torch.Generator().manual_seed(1))
+            m.running_var.uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(2))
+    labeller = labelling_teacher(teacher)
+    x = torch.rand(8, 1, 12, 12, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(labeller(x), teacher(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in labeller.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in teacher.model.modules())  # the hooks' teacher keeps them

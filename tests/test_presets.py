@@ -72,3 +72,39 @@ def test_the_default_recipe_is_the_papers_shader_recipe_without_mixup(tmp_path):
     assert (paper.randaugment.ra.num_ops, paper.jitter, paper.shader) == (2, 0.4, False)
     assert build_preset("paper-shader", 28, ra_n=1, jitter=0.2).jitter == 0.2
     assert build_augmentation(DistillConfig(out=str(tmp_path / "r"), mixup=True), spec)[1]
+
+
+def _elastic_before(x, gen, p=0.5, alpha=50.0, sigma=5.0):
+    """The elastic transform as it was before its blur became two matrix products: the separable Gaussian
+    convolution over replicate-padded displacement fields (the reference for the statistics below)."""
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    mask = torch.rand(n, generator=gen) < p
+    d = torch.rand(n, 2, h, w, generator=gen) * 2 - 1
+    r = int(4 * sigma)
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=d.dtype) / sigma) ** 2)
+    k = (k / k.sum()).repeat(2, 1, 1, 1)
+    d = F.conv2d(F.pad(d, (r, r, 0, 0), mode="replicate"), k.view(-1, 1, 1, 2 * r + 1), groups=2)
+    d = F.conv2d(F.pad(d, (0, 0, r, r), mode="replicate"), k.view(-1, 1, 2 * r + 1, 1), groups=2)
+    d = d * (alpha / torch.tensor([w, h]).view(1, 2, 1, 1))
+    ident = torch.stack(torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")[::-1], -1)
+    y = F.grid_sample(x.float(), ident.unsqueeze(0) + d.permute(0, 2, 3, 1), mode="bilinear",
+                      padding_mode="zeros", align_corners=True)
+    return torch.where(mask.view(-1, 1, 1, 1), y.round().clamp(0, 255).to(torch.uint8), x)
+
+
+@pytest.mark.parametrize("shape", [(64, 1, 28, 28), (32, 3, 32, 24)])
+def test_elastic_keeps_the_statistics_of_the_convolution_blur(shape):
+    from kdtrain.data.augment import elastic
+
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    new = elastic(x, torch.Generator().manual_seed(9))
+    old = _elastic_before(x, torch.Generator().manual_seed(9))
+    assert (new != old).float().mean() < 1e-3  # only float rounding at .5 boundaries differs
+    assert (new.int() - old.int()).abs().max() <= 1
+    moved = (new != x).flatten(1).any(1)
+    assert 0.2 < moved.float().mean() < 0.8  # p = 0.5 of the images, the others untouched
+    for stat in (lambda t: t.float().mean((1, 2, 3)), lambda t: t.float().std((1, 2, 3))):
+        assert torch.allclose(stat(new), stat(old), atol=0.05)
+

@@ -8,6 +8,8 @@ run always comes from worker g % workers, so the stream is a pure function of th
 any step rebuilds the epoch and skips the raw samples already used (not decoded) to reach the same batch.
 A batch is made of B raw samples; undecodable ones are dropped (the batch shrinks) and counted, which
 keeps the skip exact without decoding. Batches are made inside the workers (one IPC hop per batch).
+With no preset (augmentation on the training device) a batch carries the seed of its augmentation
+("aug_seed"), so the trainer draws exactly what a worker would have drawn.
 """
 
 from __future__ import annotations
@@ -166,18 +168,19 @@ class EpochBatches(IterableDataset):
             yield self._finish(g, epoch, images, labels, keys, urls, problems)
 
     def _finish(self, g, epoch, images, labels, keys, urls, problems) -> dict:
-        gen = torch.Generator().manual_seed(seed_int(self.seed, epoch, self.rank, g))
+        aug_seed = seed_int(self.seed, epoch, self.rank, g)
         x = adapt_uint8(images, self.spec)
-        if len(x):
-            x = self.preset(x, gen)
+        if len(x) and self.preset is not None:
+            x = self.preset(x, torch.Generator().manual_seed(aug_seed))
         return {"step": g, "images": x, "labels": torch.tensor(labels, dtype=torch.long), "keys": keys,
-                "urls": urls, "problems": problems.take()}
+                "urls": urls, "problems": problems.take(), "aug_seed": aug_seed}
 
 
 def make_train_loader(source, spec: InputSpec, preset, batch_size: int, steps_per_epoch: int, total_steps: int,
                       start_step: int, seed: int, rank: int = 0, world: int = 1, workers: int = 0,
                       pin_memory: bool = False, num_classes: int | None = None) -> DataLoader:
-    """The DataLoader over `EpochBatches`: batches are formed inside the workers (one IPC hop per batch)."""
+    """The DataLoader over `EpochBatches`: batches are formed inside the workers (one IPC hop per batch);
+    preset None: decoded, not augmented (the trainer augments each batch from its "aug_seed")."""
     ds = EpochBatches(source, spec, preset, batch_size, steps_per_epoch, total_steps, start_step, seed, rank, world,
                       num_classes)
     return DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin_memory,

@@ -23,6 +23,7 @@ STAGES = ("pre", "post", "deep-pre", "deep-post")
 # The offline attack's version, part of its sets' identity (as a generator's): bump it whenever the same
 # sources, teacher, options and seed would write other images, so that resuming an older set is refused.
 VERSION = 1
+SYNC_EVERY = 4  # on a GPU, the border attack asks whether every row is done only every this many steps
 
 
 @dataclass(frozen=True)
@@ -105,14 +106,21 @@ class BorderResult:
 
 
 def border_attack(
-    teacher, x: torch.Tensor, targets: torch.Tensor, cfg: AttackConfig, start: tuple | None = None
+    teacher, x: torch.Tensor, targets: torch.Tensor, cfg: AttackConfig, start: tuple | None = None,
+    active: torch.Tensor | None = None,
 ) -> BorderResult:
     """Targeted iterative sign-gradient attack that stops each sample on its first crossing into its target.
 
     With the bold driver, a crossing whose max-softmax is >= cfg.confidence is undone and the
     step halved, so accepted pairs straddle the boundary at low confidence; a sample that never
     crosses at low confidence within cfg.max_steps counts as a failure. `start` = (softmax, grad)
-    at x, when the caller already has them, saves one forward/backward.
+    at x, when the caller already has them, saves one forward/backward. `active` (N bool): rows to
+    attack; the others are returned unchanged as failures.
+
+    Every update is a masked write over a working set of rows. On the CPU the working set drops the
+    finished rows each step (their forward and backward would be wasted work); on a GPU it stays the
+    whole batch, fixed shapes with no host round trip per step, and the loop looks at the device only
+    every SYNC_EVERY steps to stop early.
     """
     src = x.detach()
     n = len(src)
@@ -121,40 +129,54 @@ def border_attack(
     cur = src.clone()
     post = src.clone()
     step = torch.full((n,), float(cfg.step), device=dev)
-    done = torch.zeros(n, dtype=torch.bool, device=dev)
+    done = torch.zeros(n, dtype=torch.bool, device=dev) if active is None else ~active.to(dev)
+    success = torch.zeros(n, dtype=torch.bool, device=dev)
     steps = torch.zeros(n, dtype=torch.long, device=dev)
     post_conf = torch.zeros(n, device=dev)
     probs, grad = start if start is not None else _probs_grad(teacher, cur, targets)
+    grad = grad.clone()
     pre_pred = probs.argmax(1)
+    compact = _compacts(dev)
+    rows = torch.arange(n, device=dev)
     # A source already predicted as its target has no "outside" sample; callers never ask for this.
-    for _ in range(cfg.max_steps):
-        idx = (~done).nonzero().squeeze(1)
-        if len(idx) == 0:
+    for i in range(cfg.max_steps):
+        if compact:
+            rows = rows[~done[rows]]
+            if len(rows) == 0:
+                break
+        elif i and i % SYNC_EVERY == 0 and bool(done.all()):
             break
-        a = step[idx].view(-1, 1, 1, 1)
-        cand = _project(cur[idx] - a * grad[idx].sign(), src[idx], cfg.eps)
-        p_c, g_c = _probs_grad(teacher, cand, targets[idx])
+        live = ~done[rows]
+        a = step[rows].view(-1, 1, 1, 1)
+        cand = _project(cur[rows] - a * grad[rows].sign(), src[rows], cfg.eps)
+        p_c, g_c = _probs_grad(teacher, cand, targets[rows])
         conf, pred = p_c.max(1)
-        steps[idx] += 1
-        crossed = pred == targets[idx]
+        steps[rows] += live.long()
+        crossed = live & (pred == targets[rows])
         too_sure = crossed & (conf >= cfg.confidence) if cfg.bold_driver else torch.zeros_like(crossed)
         accept = crossed & ~too_sure
-        move = ~crossed
+        move = live & ~crossed
         # crossed: record the pair, stop this sample
-        a_idx = idx[accept]
-        post[a_idx] = cand[accept]
-        post_conf[a_idx] = conf[accept]
-        done[a_idx] = True
+        post[rows] = torch.where(accept.view(-1, 1, 1, 1), cand, post[rows])
+        post_conf[rows] = torch.where(accept, conf, post_conf[rows])
+        done[rows] |= accept
+        success[rows] |= accept
         # not crossed: move on (the pre-success candidate), grow the step under the bold driver
-        m_idx = idx[move]
-        cur[m_idx] = cand[move]
-        grad[m_idx] = g_c[move]
-        pre_pred[m_idx] = pred[move]
+        m4 = move.view(-1, 1, 1, 1)
+        cur[rows] = torch.where(m4, cand, cur[rows])
+        grad[rows] = torch.where(m4, g_c.to(grad.dtype), grad[rows])
+        pre_pred[rows] = torch.where(move, pred, pre_pred[rows])
         if cfg.bold_driver:
-            step[m_idx] = torch.clamp(step[m_idx] * 1.1, max=cfg.eps)
-            # crossed too confidently: stay at the previous iterate (grad unchanged), halve the step
-            step[idx[too_sure]] *= 0.5
-    return BorderResult(pre=cur, post=post, success=done, steps=steps, post_conf=post_conf, pre_pred=pre_pred)
+            # grow while not crossed; crossed too confidently: stay at the previous iterate (grad unchanged),
+            # halve the step
+            a = step[rows]
+            step[rows] = torch.where(move, torch.clamp(a * 1.1, max=cfg.eps), torch.where(too_sure, a * 0.5, a))
+    return BorderResult(pre=cur, post=post, success=success, steps=steps, post_conf=post_conf, pre_pred=pre_pred)
+
+
+def _compacts(device: torch.device) -> bool:
+    """Whether the border attack drops finished rows each step (the CPU) or keeps fixed shapes (a GPU)."""
+    return device.type == "cpu"
 
 
 def deeper_attack(
@@ -198,14 +220,14 @@ def attack_batch(
         if targets is None:
             targets = choose_targets(probs, cfg.target, generator, counts)
         targets = targets.to(dev)
-        live = (targets != top).nonzero().squeeze(1)
-        loss = F.cross_entropy(logits[live], targets[live], reduction="sum")
+        live = targets != top  # a mask, not a row list: no host round trip before the attack
+        loss = F.cross_entropy(logits, targets, reduction="none").mul(live).sum()
         (grad,) = torch.autograd.grad(loss, xg)
-        res = border_attack(teacher, src[live], targets[live], cfg, start=(probs[live], grad[live]))
-        ok = res.success.nonzero().squeeze(1)
-        rows = live[ok]
-        images = {"pre": res.pre[ok], "post": res.post[ok]}
-        cls = {"pre": res.pre_pred[ok], "post": targets[rows]}
+        res = border_attack(teacher, src, targets, cfg, start=(probs, grad), active=live)
+        # the one host round trip of the call: how many sources crossed sizes the outputs
+        rows = res.success.nonzero().squeeze(1)
+        images = {"pre": res.pre[rows], "post": res.post[rows]}
+        cls = {"pre": res.pre_pred[rows], "post": targets[rows]}
         deep = [s for s in ("deep-pre", "deep-post") if s in cfg.stages] if cfg.deeper_steps > 0 else []
         if deep and len(rows):
             # from each sample of the pair, toward the class it is now predicted as
@@ -227,7 +249,7 @@ def attack_batch(
         source=rows.repeat(len(keep)),
         stage=torch.cat([torch.full_like(rows, STAGES.index(s)) for s in keep]),
         target=torch.cat([cls[s] for s in keep]),
-        steps=torch.cat([res.steps[ok] + bonus[s] for s in keep]),
+        steps=torch.cat([res.steps[rows] + bonus[s] for s in keep]),
         pred=pred,
         confidence=conf,
     )

@@ -21,6 +21,8 @@ from kdtrain.models.precision import CHOICES as AMP_CHOICES
 OPTIMIZERS = ("sgd", "adamw")
 ONLINE_HOOKS = ("refine", "adv")  # option strings parsed by kdtrain.synth, checked in validate()
 
+AUGMENT_ON = ("device", "loader")  # where augmentation runs (--augment-on)
+
 
 @dataclass
 class DistillConfig:
@@ -51,6 +53,9 @@ class DistillConfig:
                                       "paper-shader, whose config has none)")
     aug_off: str = knob("", "pieces of a paper preset to leave out, comma-separated: crop, flip, randaugment, "
                             "jitter, elastic, invert (for ablations; mixup is --mixup)")
+    augment_on: str = knob("device", "where --match-stats and the augmentation run: device (batched on the training "
+                                     "device, in the training process; the loader workers only read and decode) "
+                                     "or loader (in the loader workers)", choices=AUGMENT_ON)
     match_stats: bool | None = knob(None, "rescale each image to the teacher's input mean/std, clipped to [0,1] "
                                           "(a data-free match of surrogate images to the teacher's domain; "
                                           "default: on for --shards, off for --data)")
@@ -110,7 +115,7 @@ class DistillConfig:
 
     # Fields that may differ on --resume without changing the result.
     RUNTIME_ONLY = ("resume", "progress", "tensorboard", "ckpt_every", "ckpt_minutes", "log_every", "out",
-                    "eval_limit", "holdout_limit", "device", "threads")
+                    "eval_limit", "holdout_limit", "device", "threads", "augment_on")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,6 +160,7 @@ class DistillConfig:
         need(self.ra_n is None or self.ra_n >= 0, "ra-n", "at least 0")
         need(finite(self.holdout) and 0 <= self.holdout < 0.5, "holdout", "a fraction in [0, 0.5)")
         need(self.holdout_limit >= 1, "holdout-limit", "at least 1")
+        need(self.augment_on in AUGMENT_ON, "augment-on", f"one of {', '.join(AUGMENT_ON)}")
         need(self.shuffle_buffer >= 1, "shuffle-buffer", "at least 1")
         need(self.log_every >= 1, "log-every", "at least 1")
         need(self.ckpt_every >= 0, "ckpt-every", "at least 0 (0: off)")

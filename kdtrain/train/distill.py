@@ -9,6 +9,7 @@ the final images -> student loss -> optimiser and per-step cosine schedule.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -242,6 +243,28 @@ def build_augmentation(cfg: DistillConfig, spec: InputSpec):
     return preset, preset.mixup if cfg.mixup is None else cfg.mixup
 
 
+def labelling_teacher(teacher: Teacher | None) -> Teacher | None:
+    """The teacher that labels the training batches: a copy with each BatchNorm folded into the convolution
+    before it (eval mode: the same function, fewer passes over the activations; measured faster on the
+    CPU, docs/BENCHMARKS.md), its weights in the autocast dtype. The hooks (refine's BatchNorm statistics,
+    the attack) keep the original.
+    A model that torch.fx cannot trace (an export, TorchScript) labels as it is."""
+    if teacher is None or not isinstance(teacher.model, torch.nn.Module) or isinstance(
+            teacher.model, (torch.jit.ScriptModule, torch.fx.GraphModule)):
+        return teacher
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        fused = fuse(teacher.model)  # a folded copy; the original is left as it is
+    except Exception:  # noqa: BLE001 - untraceable Python control flow: label with the unfolded model
+        return teacher
+    if teacher.amp_dtype is not None:  # cast once, not by autocast at every forward (nothing left needs float32)
+        fused.to(teacher.amp_dtype)
+    labeller = copy.copy(teacher)
+    labeller.model = fused
+    return labeller
+
+
 def build_evaluator(cfg: DistillConfig, data: TrainData, device: torch.device, amp_dtype) -> Evaluator | None:
     if data.eval_set is None:
         return None
@@ -312,6 +335,9 @@ class Run:
         if self.teacher:
             self.teacher.set_precision(self.amp_dtype)
         self.preset, self.mixup = build_augmentation(cfg, self.spec)
+        # --augment-on device (the default): on the GPU the augmentation costs next to nothing; on this project's
+        # 2-core CPU it measured 4-9% faster than augmenting in the loader worker (docs/BENCHMARKS.md)
+        self.augment_in_step = cfg.augment_on == "device"
         self.mean = torch.tensor(self.spec.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.spec.std, device=self.device).view(1, -1, 1, 1)
         self.batch_hook = batch_hook or default_batch_hook(cfg, self.teacher)
@@ -332,6 +358,8 @@ class Run:
             self.model = torch.compile(self.model)
             if self.teacher:
                 self.teacher.model = torch.compile(self.teacher.model)
+        # --compile: the compiled teacher labels (inductor fuses it); else the BatchNorm-folded copy
+        self.labeller = self.teacher if cfg.compile else labelling_teacher(self.teacher)
         self.evaluator = build_evaluator(cfg, data, self.device, self.amp_dtype)
         self.holdout_evaluator = build_holdout_evaluator(cfg, data, self.device, self.amp_dtype)
 
@@ -359,7 +387,7 @@ class Run:
             log.message(f"precision: {precision.describe(self.amp_dtype, self.device)}")
         t_start, last_ckpt = time.time(), time.time()
         self.elapsed_base = self.elapsed
-        loader = make_train_loader(self.source, self.spec, self.preset, cfg.batch_size, self.steps_per_epoch,
+        loader = make_train_loader(self.source, self.spec, self.loader_preset, cfg.batch_size, self.steps_per_epoch,
                                    self.total_steps, self.step, cfg.seed, self.rank, self.world, cfg.workers,
                                    pin_memory=self.device.type == "cuda", num_classes=len(self.class_names))
         window = Window()
@@ -432,6 +460,15 @@ class Run:
     def _wall(self, t_start: float) -> float:
         return self.elapsed_base + time.time() - t_start
 
+    @property
+    def loader_preset(self):
+        """The loader workers' augmentation: the preset, or None where the step augments on the device."""
+        return None if self.augment_in_step else self.preset
+
+    def augment(self, x: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The preset on a uint8 batch already on the device, from the batch's own seed (as a worker would)."""
+        return self.preset(x, torch.Generator().manual_seed(batch["aug_seed"]))
+
     def autocast(self):
         return precision.autocast(self.device, self.amp_dtype)
 
@@ -449,11 +486,14 @@ class Run:
         if len(x) == 0:  # every sample of the batch was undecodable: keep the schedule in step
             self.sched.step()
             return {"loss": torch.zeros((), device=dev)}
+        if self.augment_in_step:
+            x = self.augment(x, batch)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.float().div_(255)
         if cfg.match_stats and cfg.match_stats_stage == "after":
             x = match_stats(x, self.mean, self.std)
+        labelled = bool((batch["labels"] >= 0).any())  # asked of the loader's CPU tensor: no device sync
         labels = batch["labels"].to(dev, non_blocking=True)
         mix = None
         if self.mixup and len(x) > 1:
@@ -461,7 +501,7 @@ class Run:
             lam = torch.from_numpy(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha, len(x))).float().to(dev)
             perm = torch.from_numpy(rng.permutation(len(x))).to(dev)
             x, mix = mixup(x, lam, perm), (perm, lam)
-        b = {"images": x, "labels": labels if bool((labels >= 0).any()) else None, "mix": mix,
+        b = {"images": x, "labels": labels if labelled else None, "mix": mix,
              "keys": batch["keys"], "urls": batch["urls"], "step": step}
         b = self.batch_hook(b, step)
         x, labels, mix = b["images"], b.get("labels"), b.get("mix")
@@ -469,7 +509,7 @@ class Run:
             t_logits = None
             if self.teacher is not None:
                 with torch.no_grad():
-                    t_logits = self.teacher(x).float()
+                    t_logits = self.labeller(x).float()
             s_logits = self.model((x - self.mean) / self.std).float()
         parts = {}
         if t_logits is not None:

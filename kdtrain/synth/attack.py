@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from kdgen.settings import knob, parse_key_values
 from kdtrain.errors import KDError
 
-TARGET_MODES = ("uniform", "least-predicted", "proportional")
+TARGET_MODES = ("fair", "uniform", "least-predicted", "proportional")
 # What one source image can yield, in order; codes in AttackResult.stage index this tuple.
 STAGES = ("pre", "post", "deep-pre", "deep-post")
 
@@ -34,8 +34,8 @@ class AttackConfig:
     eps: float = knob(64 / 255, "L-inf radius around the source, pixel units (0..1).", show="64/255")
     step: float = knob(8 / 255, "Initial sign-gradient step, pixel units.", show="8/255")
     max_steps: int = knob(10, "Border-attack iterations; samples not crossed by then are dropped.")
-    target: str = knob("uniform", "How each sample's target class is chosen: uniform, least-predicted or "
-                                  "proportional.")
+    target: str = knob("fair", "How each sample's target class is chosen: fair (every class an equal share of "
+                               "targets), uniform, least-predicted or proportional.")
     bold_driver: bool = knob(True, "Bold driver: per-sample step x1.1 while not crossed, halved and reverted "
                                    "if crossed too confidently.")
     confidence: float = knob(0.9, "Bold driver: a crossing at or above this max-softmax is undone and the step "
@@ -132,13 +132,21 @@ def choose_targets(
     mode: str,
     generator: torch.Generator,
     counts: torch.Tensor | None = None,
+    allow_top: bool = False,
 ) -> torch.Tensor:
-    """A target class != the teacher's argmax for every row of probs (N,C).
+    """A target class for every row of probs (N,C); != the teacher's argmax unless allow_top.
 
+    fair: every class an equal share of the targets: greedy water-filling on `counts` (the targets
+    handed out so far in the run, C, which this mode adds its choices to, in place; None: within
+    this batch alone), rows taken in random order. The
+    class most sources already fall into (a "sink") is starved of targets by any mode that skips each
+    row's own class, so with allow_top (refinement, where a source already predicted as its target is
+    still pulled toward the teacher's statistics) a row may keep its own class; without it (the
+    attack needs a boundary to cross) the sink takes every other row until it has caught up.
     uniform: any other class with equal chance. proportional: drawn with the teacher's own
     non-top-1 probabilities (the nearest boundaries most often). least-predicted: greedy
-    water-filling on `counts` (teacher predictions seen so far, C), so one batch spreads its
-    targets over the rarest classes instead of piling onto the single rarest one.
+    water-filling on `counts` (teacher predictions seen so far, C, left untouched), so one batch
+    spreads its targets over the rarest classes instead of piling onto the single rarest one.
     """
     n, c = probs.shape
     if c < 2:
@@ -152,16 +160,21 @@ def choose_targets(
     elif mode == "proportional":
         # a small floor keeps every other class reachable when the softmax underflows
         weights = (probs + 1e-6) * others
-    elif mode == "least-predicted":
+    elif mode in ("least-predicted", "fair"):
         load = torch.zeros(c, dtype=torch.float64) if counts is None else counts.detach().double().cpu().clone()
         # jitter below 1 breaks ties between equal integer counts at random, never reorders unequal ones
         jitter = torch.rand(n, c, generator=generator, dtype=torch.float64) * 0.5
         out = torch.empty(n, dtype=torch.long)
-        for i in range(n):
+        # fair: rows in random order, so no position in the batch is favoured when classes run short
+        rows = torch.randperm(n, generator=generator) if mode == "fair" else range(n)
+        for i in rows:
             score = load + jitter[i]
-            score[top[i]] = float("inf")
+            if mode == "least-predicted" or not allow_top:
+                score[top[i]] = float("inf")
             out[i] = int(score.argmin())
             load[out[i]] += 1
+        if mode == "fair" and counts is not None:
+            counts += torch.bincount(out, minlength=c).to(counts.device, counts.dtype)
         return out
     else:
         raise KDError(f"unknown target mode {mode!r}; choose one of {', '.join(TARGET_MODES)}")
@@ -327,7 +340,8 @@ class OnlineAttack:
     never cross keep their clean image. The batch size never changes. Replaced rows lose their
     data label (-1) and their mixup partner (lambda 1), so a cross-entropy term ignores them.
     Random choices come from (seed, step, rank) alone, so a resumed run attacks exactly as an
-    uninterrupted one would (except for least-predicted targets, whose class counts restart).
+    uninterrupted one would (except for least-predicted targets, whose class counts restart; fair
+    targets are balanced within each batch, so they resume exactly).
 
     Defaults: half of every 4th batch (1/8 of all samples). Measured on CPU in the bench setting
     (Fashion-MNIST `cnn` teacher, `cnn-tiny` student, batch 128) the step costs 1.5x the step
@@ -362,8 +376,8 @@ class OnlineAttack:
         src_rows = perm[:n_src]
         # outputs are re-labelled only where the target choice needs the running class counts
         least = self.cfg.target == "least-predicted"
-        res = attack_batch(self.teacher, images[src_rows.to(images.device)], self.cfg, gen, self.counts,
-                           predict=least)
+        res = attack_batch(self.teacher, images[src_rows.to(images.device)], self.cfg, gen,
+                           self.counts if least else None, predict=least)
         if least:
             self.counts += torch.bincount(res.pred.cpu(), minlength=len(self.counts))
         m = min(len(res), slots)
@@ -451,6 +465,7 @@ def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limi
     cfg.validate()
     gen = torch.Generator().manual_seed(seed)
     counts = torch.zeros(int(teacher.num_classes), dtype=torch.long)
+    given = torch.zeros_like(counts)  # targets handed out so far (fair targets count these, not predictions)
     stats = {"sources": 0, "crossed": 0, "written": 0}
     for batch in batches:
         x = batch["images"]
@@ -458,7 +473,7 @@ def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limi
             x = x[: max(0, limit - stats["sources"])]
         if len(x) == 0:
             break
-        res = attack_batch(teacher, x, cfg, gen, counts)
+        res = attack_batch(teacher, x, cfg, gen, counts if cfg.target == "least-predicted" else given)
         images = quantize(res.images)
         with frozen(teacher):
             conf, pred = _predict(teacher, images) if len(images) else (images.new_zeros(0), res.pred)

@@ -28,23 +28,34 @@ from kdtrain.errors import KDError
 from kdtrain.synth.attack import check_schedule, choose_targets, frozen, replace_rows
 from kdtrain.train.config import knob
 
-TARGETS = ("uniform", "least-predicted", "proportional")
+TARGETS = ("fair", "uniform", "least-predicted", "proportional")
 
 
 @dataclass(frozen=True)
 class RefineConfig:
-    steps: int = knob(20, "optimisation steps per batch")
+    steps: int = knob(200, "most optimisation steps per batch (exactly this many with plateau 0)")
+    # Stopping rule: the statistics term is the one signal a user has (no real data), so a batch
+    # stops once that term has stopped falling: its best value over the last `window` steps improved
+    # on the best before them by less than `plateau` (a fraction). Chosen a priori, not tuned.
+    plateau: float = knob(0.01, "stop a batch once its BN statistics loss fell by less than this fraction over "
+                                "the last `window` steps (0: always run `steps`)")
+    window: int = knob(10, "steps the plateau test looks back over")
     lr: float = knob(0.1, "Adam learning rate (or sign-step size) on pixels in [0, 1]")
     optimizer: str = knob("adam", "adam or sign")
     ce_weight: float = knob(1.0, "weight of the cross-entropy toward each image's target class")
     bn_weight: float = knob(1.0, "weight of the distance of the batch's BN-input statistics to the running ones")
     tv_weight: float = knob(0.05, "weight of the L1 total variation")
     l2_weight: float = knob(0.0, "weight of the mean squared pixel value")
-    target: str = knob("uniform", "target class choice: uniform, least-predicted or proportional (as the attack)")
+    target: str = knob("fair", "target class choice: fair (every class an equal share, a source's own class "
+                               "included), uniform, least-predicted or proportional (as the attack)")
 
     def validate(self) -> RefineConfig:
         if self.steps < 1:
             raise KDError(f"refine steps must be at least 1, got {self.steps}")
+        if self.window < 1:
+            raise KDError(f"refine window must be at least 1, got {self.window}")
+        if not 0 <= self.plateau < 1:
+            raise KDError(f"refine plateau must be a fraction in [0, 1), got {self.plateau}")
         if not self.lr > 0:
             raise KDError(f"refine lr must be positive, got {self.lr}")
         if self.optimizer not in ("adam", "sign"):
@@ -66,6 +77,7 @@ class RefineResult:
     confidence: torch.Tensor  # N, its max-softmax
     bn_loss: float  # final statistics term of the batch (before weighting)
     bn_loss_start: float  # the same for the source images
+    steps: int = 0  # optimisation steps run (fewer than cfg.steps when the plateau rule stopped the batch)
 
 
 def batchnorm_layers(teacher) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -115,6 +127,11 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
+def plateaued(best: list[float], cfg: RefineConfig) -> bool:
+    """The plateau rule on the best-so-far losses: under `plateau` relative fall over the last `window`."""
+    return bool(cfg.plateau) and len(best) > cfg.window and best[-1] > (1 - cfg.plateau) * best[-1 - cfg.window]
+
+
 def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.Generator,
                  counts: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> RefineResult:
     """Refine a batch of images (N,C,H,W in [0, 1], at the teacher's spec); the teacher is left untouched."""
@@ -127,14 +144,18 @@ def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.G
             logits = teacher(src).float()
             bn_start = float(probe.take())
         if targets is None:
-            targets = choose_targets(logits.softmax(1), cfg.target, generator, counts)
+            targets = choose_targets(logits.softmax(1), cfg.target, generator, counts, allow_top=True)
         targets = targets.to(dev)
         img = src.clone().requires_grad_(True)
         opt = torch.optim.Adam([img], lr=cfg.lr) if cfg.optimizer == "adam" else None
+        best, taken = [], 0  # best statistics loss so far, per evaluation (for the plateau rule); steps taken
         with torch.enable_grad():
             for _ in range(cfg.steps):
                 logits = teacher(img).float()
                 bn = probe.take()
+                best.append(min(float(bn.detach()), best[-1]) if best else float(bn.detach()))
+                if plateaued(best, cfg):
+                    break  # keep the image just evaluated
                 loss = cfg.ce_weight * F.cross_entropy(logits, targets) + cfg.bn_weight * bn
                 if cfg.tv_weight:
                     loss = loss + cfg.tv_weight * total_variation(img)
@@ -149,12 +170,14 @@ def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.G
                     opt.step()
                 with torch.no_grad():
                     img.clamp_(0, 1)
+                taken += 1
         out = img.detach()
         with torch.no_grad():
             probs = teacher(out).float().softmax(1)
             bn_end = float(probe.take())
     conf, pred = probs.max(1)
-    return RefineResult(out, targets, pred, conf, bn_end, bn_start)
+    return RefineResult(out, targets, pred, conf, bn_end, bn_start, steps=taken)
+
 
 
 class OnlineRefine:
@@ -181,8 +204,10 @@ class OnlineRefine:
         gen = torch.Generator().manual_seed(int(state >> np.uint64(1)))
         n = len(images)
         rows = torch.randperm(n, generator=gen)[: max(1, round(self.fraction * n))].to(images.device)
-        res = refine_batch(self.teacher, images[rows], self.cfg, gen, self.counts)
-        if self.cfg.target == "least-predicted":
+        least = self.cfg.target == "least-predicted"
+        # fair targets are balanced within the batch (no running counts), so a resumed run refines exactly
+        res = refine_batch(self.teacher, images[rows], self.cfg, gen, self.counts if least else None)
+        if least:
             self.counts += torch.bincount(res.pred.cpu(), minlength=len(self.counts))
         return replace_rows(batch, rows, res.images)
 
@@ -210,8 +235,9 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
     """Refine every source image of `batches` and write it with its metadata; returns the run's counts.
 
     With match_stats the sources first take the teacher's input mean/std (as `--match-stats` does).
-    Metadata (under "params"): source key and shard, target, steps, the teacher's prediction and
-    confidence on the stored 8-bit image, and the batch's statistics loss before and after.
+    Metadata (under "params"): source key and shard, target, steps (its batch's, as the plateau rule
+    stopped it), the teacher's prediction and confidence on the stored 8-bit image, and the batch's
+    statistics loss after. The returned counts hold the targets' and the predictions' classes.
     """
     from kdtrain.data.augment import match_stats as rescale
     from kdtrain.synth.attack import quantize, to_uint8
@@ -219,8 +245,9 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
     cfg.validate()
     gen = torch.Generator().manual_seed(seed)
     counts = torch.zeros(int(teacher.num_classes), dtype=torch.long)
+    aimed = torch.zeros_like(counts)  # targets handed out so far (fair targets balance these, not predictions)
     stats = {"sources": 0, "written": 0, "reached_target": 0, "bn_loss_start": 0.0, "bn_loss_end": 0.0,
-             "confidence": 0.0}
+             "confidence": 0.0, "steps": 0.0, "steps_max": 0}
     for batch in batches:
         x = batch["images"]
         if limit is not None:
@@ -229,7 +256,8 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
             break
         if match_stats:
             x = quantize(rescale(x.float(), teacher.spec.mean, teacher.spec.std))
-        res = refine_batch(teacher, x, cfg, gen, counts)
+        res = refine_batch(teacher, x, cfg, gen, (counts if cfg.target == "least-predicted" else aimed).clone())
+        aimed += torch.bincount(res.target.cpu(), minlength=len(aimed))
         images = quantize(res.images)
         with frozen(teacher), torch.no_grad():
             conf, pred = teacher(images).float().softmax(1).max(1)
@@ -237,7 +265,7 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
         keys, urls = batch.get("keys"), batch.get("urls")
         for i, img in enumerate(to_uint8(images)):
             params = {"source": {"key": keys[i] if keys else None, "shard": urls[i] if urls else None},
-                      "target": int(res.target[i]), "steps": cfg.steps, "teacher_pred": int(pred[i]),
+                      "target": int(res.target[i]), "steps": res.steps, "teacher_pred": int(pred[i]),
                       "teacher_conf": round(float(conf[i]), 6), "bn_loss": round(res.bn_loss, 6)}
             writer.add(img, {"generator": "refine", "index": writer.index, "seed": seed, "params": params})
         k = len(x)
@@ -247,10 +275,13 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
         stats["bn_loss_start"] += res.bn_loss_start * k
         stats["bn_loss_end"] += res.bn_loss * k
         stats["confidence"] += float(conf.sum())
+        stats["steps"] += res.steps * k
+        stats["steps_max"] = max(stats["steps_max"], res.steps)
         if progress is not None:
             progress(k)
     n = max(1, stats["sources"])
-    for key in ("bn_loss_start", "bn_loss_end", "confidence"):
+    for key in ("bn_loss_start", "bn_loss_end", "confidence", "steps"):
         stats[key] = round(stats[key] / n, 4)
     stats["class_counts"] = counts.tolist()
+    stats["target_counts"] = aimed.tolist()
     return stats

@@ -34,7 +34,7 @@ test: install  ## run the test suite
 lint: install  ## ruff
 	$(BIN)/ruff check kdgen kdtrain tests bench
 
-demo: install  ## the whole pipeline at a small scale (about 13 minutes on 2 cores)
+demo: install  ## the whole pipeline at a small scale (about 13 minutes on 2 cores before refinement ran to a plateau; a few more now)
 	$(MAKE) --no-print-directory pipeline PROFILE=demo
 
 bench: install  ## benchmarks (figures go to docs/BENCHMARKS.md with the command behind each)

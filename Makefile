@@ -17,7 +17,7 @@ $(BIN)/kdgen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[dev,photos,timm]'
+	$(BIN)/pip install --quiet -e '.[dev,photos,timm,digits]'
 	touch $(BIN)/kdgen
 
 $(FMNIST):

@@ -107,7 +107,7 @@ def test_teacher_is_bit_identical_and_mode_restored():
 def test_deterministic_under_a_seed():
     t = tiny_teacher(3)
     x = _images(16, 3)
-    for mode in ("uniform", "least-predicted", "proportional"):
+    for mode in ("fair", "uniform", "least-predicted", "proportional"):
         cfg = AttackConfig(target=mode, eps=0.25)
         a = attack_batch(t, x, cfg, torch.Generator().manual_seed(7))
         b = attack_batch(t, x, cfg, torch.Generator().manual_seed(7))
@@ -117,12 +117,34 @@ def test_deterministic_under_a_seed():
 def test_target_modes():
     g = torch.Generator().manual_seed(0)
     probs = torch.tensor([[0.7, 0.2, 0.1, 0.0]] * 200)
-    for mode in ("uniform", "proportional", "least-predicted"):
+    for mode in ("fair", "uniform", "proportional", "least-predicted"):
         assert (choose_targets(probs, mode, g) != 0).all()
     prop = choose_targets(probs, "proportional", g)
     assert (prop == 1).sum() > (prop == 2).sum() > (prop == 3).sum()
     least = choose_targets(probs[:4], "least-predicted", g, counts=torch.tensor([0, 50, 5, 3]))
     assert sorted(least.tolist()) == [2, 3, 3, 3]  # water-filling: 3 rises to 5, ties with 2, both take one more
+
+
+def test_fair_targets_reach_every_class_the_sink_included():
+    # a sink teacher: 15 of every 16 rows predicted as class 0
+    probs = torch.tensor([[0.7, 0.2, 0.1, 0.0]] * 15 + [[0.1, 0.7, 0.1, 0.1]])
+    g = torch.Generator().manual_seed(0)
+    given = torch.zeros(4, dtype=torch.long)
+    for _ in range(5):  # refinement: a row may keep its own class; counts carry over batches
+        out = choose_targets(probs, "fair", g, given, allow_top=True)
+        assert torch.bincount(out, minlength=4).tolist() == [4, 4, 4, 4]
+    assert given.tolist() == [20, 20, 20, 20]  # fair adds its choices to the run's counts
+    # the attack (a row never targets its own class): the sink takes the one other row of every batch
+    given = torch.zeros(4, dtype=torch.long)
+    for _ in range(3):
+        out = choose_targets(probs, "fair", g, given)
+        assert (out[:15] != 0).all() and out[15] == 0
+    assert given.tolist() == [3, 15, 15, 15]
+    # without counts: balanced within the batch; the same generator state gives the same targets
+    a = choose_targets(probs[:12], "fair", torch.Generator().manual_seed(3), allow_top=True)
+    b = choose_targets(probs[:12], "fair", torch.Generator().manual_seed(3), allow_top=True)
+    assert torch.equal(a, b) and torch.bincount(a, minlength=4).tolist() == [3, 3, 3, 3]
+    assert AttackConfig().target == "fair"
 
 
 def test_online_hook_replaces_a_fraction_and_keeps_shape():

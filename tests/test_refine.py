@@ -84,6 +84,33 @@ def test_targets_reached_with_enough_steps_deterministic_and_teacher_untouched()
     assert not torch.equal(s.images, x)
 
 
+def test_plateau_rule_stops_when_the_statistics_term_stops_falling():
+    teacher = bn_teacher()
+    x = torch.rand(32, 1, 12, 12, generator=torch.Generator().manual_seed(4)) * 0.2 + 0.4
+    fixed = refine_batch(teacher, x, RefineConfig(steps=60, plateau=0), torch.Generator().manual_seed(0))
+    assert fixed.steps == 60
+    auto = refine_batch(teacher, x, RefineConfig(steps=400, plateau=0.05, window=5), torch.Generator().manual_seed(0))
+    assert 5 <= auto.steps < 400, auto.steps
+    assert auto.bn_loss < 0.5 * auto.bn_loss_start
+    # the stop is where the rule says: one more step of a longer fixed run would no longer have paid 5%
+    again = refine_batch(teacher, x, RefineConfig(steps=auto.steps, plateau=0), torch.Generator().manual_seed(0))
+    assert torch.equal(again.images, auto.images)
+    with pytest.raises(UserError, match="plateau must be a fraction"):
+        parse_options("plateau=1.5")
+    with pytest.raises(UserError, match="window must be at least 1"):
+        parse_options("window=0")
+
+
+def test_fair_targets_include_each_source_own_class():
+    teacher = bn_teacher()
+    x = torch.rand(40, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    res = refine_batch(teacher, x, RefineConfig(steps=2, target="fair"), torch.Generator().manual_seed(0))
+    assert torch.bincount(res.target, minlength=10).tolist() == [4] * 10
+    with torch.no_grad():
+        top = teacher(x).argmax(1)
+    assert (res.target == top).any()  # refinement, unlike the attack, may aim at the class a source has
+
+
 def test_teachers_without_batchnorm_are_refused_with_what_to_do_instead(tmp_path):
     plain = Teacher(nn.Sequential(nn.Flatten(), nn.Linear(144, 10)), SPEC, 10)
     with pytest.raises(UserError, match="no BatchNorm layers.*kdtrain attack"):
@@ -142,8 +169,15 @@ def test_offline_command_writes_refined_shards_with_metadata(world, tmp_path):
     with tarfile.open(sorted(out.glob("leaves_ref-*.tar"))[0]) as tar:
         meta = json.loads(tar.extractfile(next(m for m in tar if m.name.endswith(".json"))).read())
     p = meta["params"]
-    assert p["steps"] == 4 and p["source"]["key"] and 0 <= p["target"] < 10 and 0 < p["teacher_conf"] <= 1
+    assert 1 <= p["steps"] <= 4 and p["source"]["key"] and 0 <= p["target"] < 10 and 0 < p["teacher_conf"] <= 1
     assert "bn_loss" in p
+    # the set's balance, printed and kept in the manifest: fair targets give every class 4 or 5 of 48
+    summary = manifest["summary"]
+    assert sorted(set(summary["target_counts"])) == [4, 5] and sum(summary["class_counts"]) == 48
+    assert summary["target_entropy"] > 0.99 and 0 <= summary["class_entropy"] <= 1
+    assert 1 <= summary["steps"] <= summary["steps_max"] <= 4
+    assert f"targets: relative entropy {summary['target_entropy']:.3f}; c0 " in res.output
+    assert f"teacher predictions: relative entropy {summary['class_entropy']:.3f}; c0 " in res.output
     again = tmp_path / "again"
     assert CliRunner().invoke(cli, [*args[:-5], "--out", str(again / "leaves_ref"), "--shard-size", "20",
                                     "--no-progress"]).exit_code == 0

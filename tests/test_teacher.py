@@ -105,3 +105,31 @@ def test_fashion_mnist_idx_files():
     assert len(data) == 10000 and data.spec.channels == 1 and data.class_names[9] == "Ankle boot"
     img, label = data.dataset[0]
     assert img.shape == (1, 28, 28) and img.dtype == torch.uint8 and 0 <= label < 10
+
+
+def test_digits_from_scikit_learns_wheel_split_the_same_every_time():
+    from kdtrain.data.datasets import load_labelled
+
+    train, test = load_labelled("digits", train=True), load_labelled("digits", train=False)
+    assert len(train) + len(test) == 1797 and len(test) == 359
+    assert train.spec == test.spec and (train.spec.channels, train.spec.height, train.spec.width) == (1, 28, 28)
+    assert 0.2 < train.spec.mean[0] < 0.4 and train.class_names == [str(i) for i in range(10)]
+    for part in (train, test):  # every class in both splits, in the proportion of the whole set
+        counts = torch.bincount(part.dataset.labels, minlength=10)
+        assert counts.min() >= 0.75 * counts.max()
+    images = test.dataset.images
+    assert images.dtype == torch.uint8 and images.shape == (359, 1, 28, 28) and images.max() == 255
+    # deterministic, and no test image is also a training image
+    assert torch.equal(load_labelled("digits", train=False).dataset.images, images)
+    flat = {bytes(x.numpy()) for x in train.dataset.images}
+    assert sum(bytes(x.numpy()) in flat for x in images) <= 3  # the set holds a few exact duplicates
+
+
+def test_digits_without_scikit_learn_is_one_line_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    from kdtrain.data.datasets import load_labelled
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(UserError, match=r"pip install -e '\.\[digits\]'"):
+        load_labelled("digits", train=True)

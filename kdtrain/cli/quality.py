@@ -148,14 +148,21 @@ def skipped(found) -> str:
     return f"; skipped {', '.join(parts)}" if parts else ""
 
 
-def echo_balance(counts, names) -> None:
+def relative_entropy(counts) -> float | None:
+    """Entropy of the class counts over its maximum (1: every class alike, 0: one class); None when empty."""
     total = sum(counts)
     if total == 0:
-        return
+        return None
     h = -sum(c / total * math.log(c / total) for c in counts if c)
-    rel = h / math.log(len(counts)) if len(counts) > 1 else 1.0
+    return round(h / math.log(len(counts)), 4) if len(counts) > 1 else 1.0
+
+
+def echo_balance(counts, names, what: str = "teacher predictions") -> None:
+    rel = relative_entropy(counts)
+    if rel is None:
+        return
     per_class = ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
-    click.echo(f"teacher predictions: relative entropy {rel:.3f}; {per_class}")
+    click.echo(f"{what}: relative entropy {rel:.3f}; {per_class}")
 
 
 def set_label(pattern: str) -> tuple[str, str]:
@@ -225,10 +232,15 @@ def refine_cmd(**o):
                             o["match_stats"], progress=bar.update)
         if stats["sources"] == 0:
             raise UserError("no samples to refine: the shards matched hold no images")
+        stats["target_entropy"] = relative_entropy(stats["target_counts"])
+        stats["class_entropy"] = relative_entropy(stats["class_counts"])
+        w.meta["summary"] = stats  # written into the manifest when the writer closes
     secs = time.perf_counter() - start
     click.echo(f"{o['out']}: {stats['written']} refined images, {stats['sources'] / secs:.1f} images/s; "
                f"{stats['reached_target']} reached their target; mean teacher confidence {stats['confidence']:.3f}; "
-               f"BN statistics loss {stats['bn_loss_start']:.3f} -> {stats['bn_loss_end']:.3f}{skipped(found)}")
+               f"BN statistics loss {stats['bn_loss_start']:.3f} -> {stats['bn_loss_end']:.3f} in "
+               f"{stats['steps']:.1f} steps on average (at most {stats['steps_max']}){skipped(found)}")
+    echo_balance(stats["target_counts"], teacher.class_names, "targets")
     echo_balance(stats["class_counts"], teacher.class_names)
 
 

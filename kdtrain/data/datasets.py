@@ -1,6 +1,7 @@
 """Real labelled data (teacher training, the original-data reference student, evaluation).
 
-Sources: `fashion-mnist` (Debian's IDX files, else torchvision's downloader), `mnist`, `cifar10`,
+Sources: `fashion-mnist` (Debian's IDX files, else torchvision's downloader), `digits` (the 8x8 handwritten
+digits inside scikit-learn's wheel, upscaled to 28x28; the `digits` extra), `mnist`, `cifar10`,
 `cifar100` (torchvision), an image folder (class sub-folders; `train/` and `test/` or `val/` inside
 are used per split when present), or labelled shards (a pattern; samples need a `.cls`).
 Every source becomes a `LabelledSet`: a map-style dataset of (uint8 C,H,W tensor, label) + class names.
@@ -92,6 +93,8 @@ def load_labelled(source: str, train: bool) -> LabelledSet:
         return _mnist_like(name, train)
     if key in ("cifar10", "cifar100"):
         return _cifar(key, train)
+    if key == "digits":
+        return _digits(train)
     if Path(source).is_dir():
         return _folder(Path(source), train)
     from kdtrain.data.shards import expand_patterns
@@ -151,6 +154,42 @@ def _cifar(name: str, train: bool) -> LabelledSet:
     mean, std = STATS[name]
     return LabelledSet(name, TensorImages(images, torch.tensor(ds.targets)), list(ds.classes),
                        InputSpec(3, 32, 32, mean, std))
+
+
+DIGITS_EXTRA = "digits"  # the pyproject extra that installs scikit-learn, whose wheel holds the digits
+DIGITS_SIZE = 28  # upscaled to Fashion-MNIST's size, so the same models and pipeline take it
+DIGITS_TEST = 0.2  # share of each class held out as the test split
+
+
+def _digits(train: bool) -> LabelledSet:
+    """scikit-learn's bundled 8x8 digits (1,797 images, values 0..16), read from its data file without
+    importing scikit-learn (no download, no scipy import); split per class by a fixed permutation, so the
+    split is the same on every machine."""
+    import importlib.util
+
+    import torch.nn.functional as F
+
+    spec = importlib.util.find_spec("sklearn")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if path is None or not path.is_file():
+        raise UserError(f"--data digits needs scikit-learn's bundled digits: pip install -e '.[{DIGITS_EXTRA}]'")
+    table = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.int64)
+    pixels, labels = table[:, :64], table[:, 64]
+    order = np.random.default_rng(0).permutation(len(labels))
+    test = np.zeros(len(labels), dtype=bool)
+    for c in range(10):
+        rows = order[labels[order] == c]
+        test[rows[: round(DIGITS_TEST * len(rows))]] = True
+    keep = ~test if train else test
+    x = torch.from_numpy(pixels[keep].reshape(-1, 1, 8, 8)).float() * (255 / 16)
+    x = F.interpolate(x, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False)
+    images = x.round().clamp(0, 255).to(torch.uint8)
+    # the normalisation a teacher trained on it expects: the training split's, whichever split is opened
+    train_x = images if train else _digits(True).dataset.images
+    mean, std = train_x.float().div(255).mean().item(), train_x.float().div(255).std().item()
+    spec = InputSpec(1, DIGITS_SIZE, DIGITS_SIZE, (round(mean, 4),), (round(std, 4),))
+    return LabelledSet("digits", TensorImages(images, torch.from_numpy(labels[keep])), [str(i) for i in range(10)],
+                       spec)
 
 
 IMAGE_SUFFIXES = contract.IMAGE_SUFFIXES  # the same files `kdgen import-images` takes

@@ -36,7 +36,9 @@ class AttackConfig:
     eps: float = knob(64 / 255, "L-inf radius around the source, pixel units (0..1).", show="64/255")
     step: float = knob(8 / 255, "Initial sign-gradient step, pixel units.", show="8/255")
     max_steps: int = knob(10, "Border-attack iterations; samples not crossed by then are dropped.")
-    target: str = knob("uniform", "How each sample's target class is chosen.", choices=TARGET_MODES)
+    target: str = knob("uniform", "How each sample's target class is chosen: uniform (any other class), fair "
+                                  "(every class an equal share of targets), least-predicted or proportional.",
+                       choices=TARGET_MODES)
     bold_driver: bool = knob(True, "Bold driver: per-sample step x1.1 while not crossed, halved and reverted "
                                    "if crossed too confidently.")
     confidence: float = knob(0.9, "Bold driver: a crossing at or above this max-softmax is undone and the step "
@@ -265,7 +267,8 @@ class OnlineAttack(common.OnlineHook):
     never cross keep their clean image. The batch size never changes. Replaced rows lose their
     data label (-1) and their mixup partner (lambda 1), so a cross-entropy term ignores them.
     Random choices come from (seed, step, rank) alone, so a resumed run attacks exactly as an
-    uninterrupted one would (except for least-predicted targets, whose class counts restart).
+    uninterrupted one would (except for least-predicted targets, whose class counts restart; fair targets are balanced
+    within each batch, so they resume exactly).
 
     Defaults: half of every 4th batch (1/8 of all samples). Measured on CPU in the bench setting
     (Fashion-MNIST `cnn` teacher, `cnn-tiny` student, batch 128) the step costs 1.5x the step
@@ -289,8 +292,9 @@ class OnlineAttack(common.OnlineHook):
         src_rows = perm[:n_src]
         # outputs are re-labelled only where the target choice needs the running class counts
         least = self.cfg.target == "least-predicted"
-        res = attack_batch(self.teacher, images[src_rows.to(images.device)], self.cfg, gen, self.counts,
-                           predict=least)
+        # fair targets are balanced within each batch (no running counts), so a resumed run attacks exactly
+        res = attack_batch(self.teacher, images[src_rows.to(images.device)], self.cfg, gen,
+                           self.counts if least else None, predict=least)
         if least:
             self.counts += torch.bincount(res.pred.cpu(), minlength=len(self.counts))
         m = min(len(res), slots)
@@ -328,9 +332,13 @@ def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limi
     """
     cfg.validate()
     crossed = [0]
+    given = None  # fair targets balance the targets handed out so far, not the teacher's predictions
 
     def step(x, gen, counts):
-        res = attack_batch(teacher, x, cfg, gen, counts)
+        nonlocal given
+        if given is None:
+            given = torch.zeros_like(counts)
+        res = attack_batch(teacher, x, cfg, gen, counts if cfg.target == "least-predicted" else given)
         crossed[0] += len(set(res.source.tolist()))
         params = [{"stage": STAGES[int(res.stage[i])], "target": int(res.target[i]), "steps": int(res.steps[i])}
                   for i in range(len(res))]

@@ -18,7 +18,7 @@ from kdgen.clitools import torchrun_rank
 from kdgen.settings import parse_key_values
 from kdtrain.errors import UserError
 
-TARGET_MODES = ("uniform", "least-predicted", "proportional")
+TARGET_MODES = ("uniform", "fair", "least-predicted", "proportional")
 ONLINE = {"fraction": float, "every": int}  # an online hook's own keys; the others are its config's fields
 OFF = ("off", "none", "false", "0", "no")
 
@@ -61,13 +61,19 @@ def choose_targets(
     mode: str,
     generator: torch.Generator,
     counts: torch.Tensor | None = None,
+    allow_top: bool = False,
 ) -> torch.Tensor:
-    """A target class != the teacher's argmax for every row of probs (N,C).
+    """A target class for every row of probs (N,C); != the teacher's argmax unless allow_top.
 
     uniform: any other class with equal chance. proportional: drawn with the teacher's own
     non-top-1 probabilities (the nearest boundaries most often). least-predicted: greedy
-    water-filling on `counts` (teacher predictions seen so far, C), so one batch spreads its
-    targets over the rarest classes instead of piling onto the single rarest one.
+    water-filling on `counts` (teacher predictions seen so far, C, left untouched), so one batch
+    spreads its targets over the rarest classes instead of piling onto the single rarest one.
+    fair: every class an equal share of the targets: the same water-filling on `counts` (the
+    targets handed out so far, which this mode adds its choices to, in place; None: this batch
+    alone), rows in random order. The class most sources already fall into (a "sink") is starved by
+    any mode that skips each row's own class, so with allow_top (refinement, which still pulls a
+    source already in its target class toward the teacher's statistics) a row may keep its class.
     """
     n, c = probs.shape
     if c < 2:
@@ -81,16 +87,21 @@ def choose_targets(
     elif mode == "proportional":
         # a small floor keeps every other class reachable when the softmax underflows
         weights = (probs + 1e-6) * others
-    elif mode == "least-predicted":
+    elif mode in ("least-predicted", "fair"):
         load = torch.zeros(c, dtype=torch.float64) if counts is None else counts.detach().double().cpu().clone()
         # jitter below 1 breaks ties between equal integer counts at random, never reorders unequal ones
         jitter = torch.rand(n, c, generator=generator, dtype=torch.float64) * 0.5
         out = torch.empty(n, dtype=torch.long)
-        for i in range(n):
+        # fair: rows in random order, so no position in the batch is favoured when classes run short
+        rows = torch.randperm(n, generator=generator) if mode == "fair" else range(n)
+        for i in rows:
             score = load + jitter[i]
-            score[top[i]] = float("inf")
+            if mode == "least-predicted" or not allow_top:
+                score[top[i]] = float("inf")
             out[i] = int(score.argmin())
             load[out[i]] += 1
+        if mode == "fair" and counts is not None:
+            counts += torch.bincount(out, minlength=c).to(counts.device, counts.dtype)
         return out
     else:
         raise UserError(f"unknown target mode {mode!r}; choose one of {', '.join(TARGET_MODES)}")

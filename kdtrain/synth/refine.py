@@ -35,18 +35,29 @@ OPTIMIZERS = ("adam", "sign")
 
 @dataclass(frozen=True)
 class RefineConfig:
-    steps: int = knob(20, "optimisation steps per batch")
+    steps: int = knob(200, "most optimisation steps per batch (exactly this many with plateau 0)")
+    # Stopping rule: the statistics term is the one signal a user has (no real data), so a batch
+    # stops once that term has stopped falling: its best value over the last `window` steps improved
+    # on the best before them by less than `plateau` (a fraction). Chosen a priori, not tuned.
+    plateau: float = knob(0.01, "stop a batch once its BN statistics loss fell by less than this fraction over "
+                                "the last `window` steps (0: always run `steps`)")
+    window: int = knob(10, "steps the plateau test looks back over")
     lr: float = knob(0.1, "Adam learning rate (or sign-step size) on pixels in [0, 1]")
     optimizer: str = knob("adam", "adam, or sign steps of size lr", choices=OPTIMIZERS)
     ce_weight: float = knob(1.0, "weight of the cross-entropy toward each image's target class")
     bn_weight: float = knob(1.0, "weight of the distance of the batch's BN-input statistics to the running ones")
     tv_weight: float = knob(0.05, "weight of the L1 total variation")
     l2_weight: float = knob(0.0, "weight of the mean squared pixel value")
-    target: str = knob("uniform", "target class choice (as the attack's)", choices=TARGET_MODES)
+    target: str = knob("uniform", "target class choice, as the attack's; fair gives every class an equal "
+                                  "share, a source's own class included", choices=TARGET_MODES)
 
     def validate(self) -> RefineConfig:
         if self.steps < 1:
             raise UserError(f"refine steps must be at least 1, got {self.steps}")
+        if self.window < 1:
+            raise UserError(f"refine window must be at least 1, got {self.window}")
+        if not 0 <= self.plateau < 1:
+            raise UserError(f"refine plateau must be a fraction in [0, 1), got {self.plateau}")
         if not self.lr > 0:
             raise UserError(f"refine lr must be positive, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
@@ -68,6 +79,7 @@ class RefineResult:
     confidence: torch.Tensor  # N, its max-softmax
     bn_loss: float  # final statistics term of the batch (before weighting)
     bn_loss_start: float  # the same for the source images
+    steps: int = 0  # optimisation steps run (fewer than cfg.steps when the plateau rule stopped the batch)
 
 
 def batchnorm_layers(teacher) -> list[nn.Module]:
@@ -115,6 +127,11 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
+def plateaued(best: list[float], cfg: RefineConfig) -> bool:
+    """The plateau rule on the best-so-far losses: under `plateau` relative fall over the last `window`."""
+    return bool(cfg.plateau) and len(best) > cfg.window and best[-1] > (1 - cfg.plateau) * best[-1 - cfg.window]
+
+
 def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.Generator,
                  counts: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> RefineResult:
     """Refine a batch of images (N,C,H,W in [0, 1], at the teacher's spec); the teacher is left untouched."""
@@ -127,14 +144,18 @@ def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.G
             logits = teacher(src).float()
             bn_start = float(probe.take())
         if targets is None:
-            targets = choose_targets(logits.softmax(1), cfg.target, generator, counts)
+            targets = choose_targets(logits.softmax(1), cfg.target, generator, counts, allow_top=True)
         targets = targets.to(dev)
         img = src.clone().requires_grad_(True)
         opt = torch.optim.Adam([img], lr=cfg.lr) if cfg.optimizer == "adam" else None
+        best, taken = [], 0  # best statistics loss so far, per evaluation (for the plateau rule); steps taken
         with torch.enable_grad():
             for _ in range(cfg.steps):
                 logits = teacher(img).float()
                 bn = probe.take()
+                best.append(min(float(bn.detach()), best[-1]) if best else float(bn.detach()))
+                if plateaued(best, cfg):
+                    break  # keep the image just evaluated
                 loss = cfg.ce_weight * F.cross_entropy(logits, targets) + cfg.bn_weight * bn
                 if cfg.tv_weight:
                     loss = loss + cfg.tv_weight * total_variation(img)
@@ -149,12 +170,13 @@ def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.G
                     opt.step()
                 with torch.no_grad():
                     img.clamp_(0, 1)
+                taken += 1
         out = img.detach()
         with torch.no_grad():
             probs = teacher(out).float().softmax(1)
             bn_end = float(probe.take())
     conf, pred = probs.max(1)
-    return RefineResult(out, targets, pred, conf, bn_end, bn_start)
+    return RefineResult(out, targets, pred, conf, bn_end, bn_start, steps=taken)
 
 
 class OnlineRefine(common.OnlineHook):
@@ -176,8 +198,10 @@ class OnlineRefine(common.OnlineHook):
     def apply(self, batch, images: torch.Tensor, gen: torch.Generator):
         n = len(images)
         rows = torch.randperm(n, generator=gen)[: max(1, round(self.fraction * n))].to(images.device)
-        res = refine_batch(self.teacher, images[rows], self.cfg, gen, self.counts)
-        if self.cfg.target == "least-predicted":
+        least = self.cfg.target == "least-predicted"
+        # fair targets are balanced within the batch (no running counts), so a resumed run refines exactly
+        res = refine_batch(self.teacher, images[rows], self.cfg, gen, self.counts if least else None)
+        if least:
             self.counts += torch.bincount(res.pred.cpu(), minlength=len(self.counts))
         return common.replace_rows(batch, rows, res.images)
 
@@ -197,31 +221,37 @@ def run_offline(teacher, batches, writer, cfg: RefineConfig, seed: int = 0, limi
     """Refine every source image of `batches` and write it with its metadata; returns the run's counts.
 
     With match_stats the sources first take the teacher's input mean/std (as `--match-stats` does).
-    Metadata (under "params"): source key and shard, target, steps, the teacher's prediction and
-    confidence on the stored 8-bit image, and the batch's statistics loss before and after.
+    Metadata (under "params"): source key and shard, target, steps (its batch's, as the plateau rule
+    stopped it), the teacher's prediction and confidence on the stored 8-bit image, and the batch's
+    statistics loss after. The returned counts hold the targets' and the predictions' classes.
     """
     from kdtrain.data.augment import match_stats as rescale
 
     cfg.validate()
-    own = {"reached_target": 0, "bn_loss_start": 0.0, "bn_loss_end": 0.0, "confidence": 0.0}
+    own = {"reached_target": 0, "bn_loss_start": 0.0, "bn_loss_end": 0.0, "confidence": 0.0, "steps": 0.0,
+           "steps_max": 0}
+    aimed = torch.zeros(int(teacher.num_classes), dtype=torch.long)  # targets so far (fair balances these)
 
     def step(x, gen, counts):
         if match_stats:
             x = common.quantize(rescale(x.float(), teacher.spec.mean, teacher.spec.std))
-        res = refine_batch(teacher, x, cfg, gen, counts)
+        res = refine_batch(teacher, x, cfg, gen, (counts if cfg.target == "least-predicted" else aimed).clone())
+        aimed.add_(torch.bincount(res.target.cpu(), minlength=len(aimed)))
         own["bn_loss_start"] += res.bn_loss_start * len(x)
         own["bn_loss_end"] += res.bn_loss * len(x)
+        own["steps"] += res.steps * len(x)
+        own["steps_max"] = max(own["steps_max"], res.steps)
 
         def tally(pred, conf):
             own["reached_target"] += int((pred == res.target).sum())
             own["confidence"] += float(conf.sum())
 
-        params = [{"target": int(t), "steps": cfg.steps, "bn_loss": round(res.bn_loss, 6)} for t in res.target]
+        params = [{"target": int(t), "steps": res.steps, "bn_loss": round(res.bn_loss, 6)} for t in res.target]
         return res.images, torch.arange(len(x)), params, tally
 
     stats = common.run_offline_step(teacher, batches, writer, step, seed, limit, "refine", labelled=True,
                              progress=progress)
     n = max(1, stats["sources"])
-    for key in ("bn_loss_start", "bn_loss_end", "confidence"):
+    for key in ("bn_loss_start", "bn_loss_end", "confidence", "steps"):
         own[key] = round(own[key] / n, 4)
-    return {**stats, **own}
+    return {**stats, **own, "target_counts": aimed.tolist()}

@@ -38,7 +38,7 @@ class DistillConfig:
     # --- training data
     shards: list[str] = knob([], "surrogate shard pattern (brace/glob); repeat for several sets to mix")
     weights: list[float] | None = knob(None, "mixing weights of the --shards sets, e.g. 0.7,0.3")
-    data: str | None = knob(None, "real labelled training data instead of shards: fashion-mnist, mnist, "
+    data: str | None = knob(None, "real labelled training data instead of shards: fashion-mnist, digits, mnist, "
                                   "cifar10, cifar100, an image folder or labelled shards")
     samples_per_epoch: int | None = knob(None, "samples per epoch (default: the training data's size)")
     shuffle_buffer: int = knob(2000, "shuffle buffer (samples) of each loader worker")

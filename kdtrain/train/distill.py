@@ -42,7 +42,7 @@ from kdtrain.train.logs import RunLog, write_json, write_yaml
 __all__ = ["DistillConfig", "distill", "kd_loss", "match_stats", "mixed_ce"]
 
 BatchHook = Callable[[dict, int], dict]
-NAMED_DATASETS = ("fashion-mnist", "fmnist", "mnist", "cifar10", "cifar100")
+NAMED_DATASETS = ("fashion-mnist", "fmnist", "digits", "mnist", "cifar10", "cifar100")
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:

@@ -39,7 +39,7 @@ def written(folder) -> list:
     (["--optimizer", "lbfgs"], "--optimizer"),
     (["--preset", "fancy"], "--preset"),
     (["--adv", "epsilon=3"], "unknown attack option 'epsilon'"),
-    (["--adv", "target=random"], "choose one of uniform, least-predicted, proportional"),
+    (["--adv", "target=random"], "choose one of uniform, fair, least-predicted, proportional"),
     (["--adv", "every=0"], "every must be >= 1"),
     (["--refine", "colour=red"], "unknown refine option 'colour'"),
     (["--refine", "target=random"], "choose one of"),

@@ -159,8 +159,8 @@ def world(tmp_path_factory):
 def test_offline_command_writes_refined_shards_with_metadata(world, tmp_path):
     out = tmp_path / "ref"
     args = ["refine", "--teacher", str(world / "teacher.pt"), "--shards", str(world / "s" / "leaves-*.tar"),
-            "--steps", "4", "--batch-size", "16", "--out", str(out / "leaves_ref"), "--shard-size", "20",
-            "--no-progress"]
+            "--steps", "4", "--target", "fair", "--batch-size", "16", "--out", str(out / "leaves_ref"),
+            "--shard-size", "20", "--no-progress"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "48 refined images" in res.output and "BN statistics loss" in res.output

@@ -106,3 +106,21 @@ def test_other_settings_in_the_same_folder_are_refused(finished):
     teacher, out, _ = finished
     proc = subprocess.run(_cmd(teacher, out, "--seed", "1"), capture_output=True, text=True, timeout=120, env=_env())
     assert_one_line_error(proc, "other settings (seed)")
+
+
+def test_a_file_that_is_no_teacher_leaves_no_output_folder(tmp_path):
+    bad = tmp_path / "teacher.pt"
+    bad.write_text("not a model")
+    proc = subprocess.run(_cmd(bad, tmp_path / "r"), capture_output=True, text=True, timeout=120, env=_env())
+    assert_one_line_error(proc, "cannot read teacher")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_second_run_into_a_held_folder_is_refused(finished, tmp_path):
+    from kdgen.lock import OutputLock
+
+    out = tmp_path / "r"
+    with OutputLock(out, "student"):  # as a first `kdtrain student --out r` still running holds it
+        proc = subprocess.run(_cmd(finished[0], out), capture_output=True, text=True, timeout=120, env=_env())
+    assert_one_line_error(proc, "another")
+    assert not (out / "stages.json").exists()

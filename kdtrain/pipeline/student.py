@@ -239,13 +239,20 @@ class Stages:
 
 def make_student(cfg: StudentConfig, command: str | None = None, echo: Callable[[str], None] = print) -> dict:
     """Run (or continue) every stage; returns the summary (also OUT/summary.json) and echoes the closing table."""
-    from kdgen.contract import write_json
+    from kdgen.lock import OutputLock
 
     cfg.validate()
     out = Path(cfg.out)
+    spec = load_teacher_for(cfg).spec  # a bad teacher file fails here, before anything is written
+    with OutputLock(out, "student"):  # a second `kdtrain student --out OUT` is refused while this one runs
+        return _run_stages(cfg, out, spec, command, echo)
+
+
+def _run_stages(cfg: StudentConfig, out: Path, spec, command: str | None, echo: Callable[[str], None]) -> dict:
+    from kdgen.contract import write_json
+
     data, run = out / "data", out / "student"
     stages = Stages(out, cfg.settings(), echo)
-    spec = load_teacher_for(cfg).spec  # a bad teacher file fails here, before any stage
     attack = "" if str(cfg.adv).lower() in ("off", "none", "") else " with the online attack"
     steps = cfg.steps()
     made = {

@@ -10,7 +10,6 @@ summary.
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from dataclasses import asdict, dataclass, fields
@@ -148,17 +147,16 @@ def skipped(found) -> str:
     return f"; skipped {', '.join(parts)}" if parts else ""
 
 
-def relative_entropy(counts) -> float | None:
-    """Entropy of the class counts over its maximum (1: every class alike, 0: one class); None when empty."""
-    total = sum(counts)
-    if total == 0:
-        return None
-    h = -sum(c / total * math.log(c / total) for c in counts if c)
-    return round(h / math.log(len(counts)), 4) if len(counts) > 1 else 1.0
+def balance(counts) -> float | None:
+    """Relative entropy of a class histogram, rounded as the manifest's summary keeps it."""
+    from kdtrain.quality.scoring import relative_entropy
+
+    rel = relative_entropy(counts)
+    return None if rel is None else round(rel, 4)
 
 
 def echo_balance(counts, names, what: str = "teacher predictions") -> None:
-    rel = relative_entropy(counts)
+    rel = balance(counts)
     if rel is None:
         return
     per_class = ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
@@ -232,8 +230,8 @@ def refine_cmd(**o):
                             o["match_stats"], progress=bar.update)
         if stats["sources"] == 0:
             raise UserError("no samples to refine: the shards matched hold no images")
-        stats["target_entropy"] = relative_entropy(stats["target_counts"])
-        stats["class_entropy"] = relative_entropy(stats["class_counts"])
+        stats["target_entropy"] = balance(stats["target_counts"])
+        stats["class_entropy"] = balance(stats["class_counts"])
         w.meta["summary"] = stats  # written into the manifest when the writer closes
     secs = time.perf_counter() - start
     click.echo(f"{o['out']}: {stats['written']} refined images, {stats['sources'] / secs:.1f} images/s; "

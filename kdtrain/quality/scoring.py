@@ -31,6 +31,19 @@ COLUMNS = [
 ]
 
 
+def relative_entropy(counts) -> float | None:
+    """The paper's class-balance criterion: entropy of the class histogram over log(C) (1: every class
+    alike, 0: one class); None when the histogram is empty."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    total = counts.sum()
+    if total == 0:
+        return None
+    if len(counts) < 2:
+        return 1.0
+    p = counts[counts > 0] / total
+    return float(-(p * p.log()).sum() / math.log(len(counts)))
+
+
 class SetScorer:
     """Streaming accumulator of the scores of one set: feed `update(logits, features)` per batch."""
 
@@ -82,9 +95,7 @@ class SetScorer:
         if self.n == 0:
             raise UserError("no samples to score: the shards matched hold no images")
         names = list(class_names) if class_names else [str(i) for i in range(self.c)]
-        frac = self.counts / self.n
-        nz = frac[frac > 0]
-        rel_entropy = float(-(nz * nz.log()).sum() / math.log(self.c)) if self.c > 1 else 1.0
+        rel_entropy = relative_entropy(self.counts)
         k = self.counts
         # per-class feature spread: mean over dimensions of the unbiased per-dimension std
         mean = self.sum_f / k.clamp_min(1).unsqueeze(1)

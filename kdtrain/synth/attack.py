@@ -332,12 +332,10 @@ def run_offline(teacher, batches, writer, cfg: AttackConfig, seed: int = 0, limi
     """
     cfg.validate()
     crossed = [0]
-    given = None  # fair targets balance the targets handed out so far, not the teacher's predictions
+    # fair targets balance the targets handed out so far, not the teacher's predictions
+    given = torch.zeros(int(teacher.num_classes), dtype=torch.long)
 
     def step(x, gen, counts):
-        nonlocal given
-        if given is None:
-            given = torch.zeros_like(counts)
         res = attack_batch(teacher, x, cfg, gen, counts if cfg.target == "least-predicted" else given)
         crossed[0] += len(set(res.source.tolist()))
         params = [{"stage": STAGES[int(res.stage[i])], "target": int(res.target[i]), "steps": int(res.steps[i])}

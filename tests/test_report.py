@@ -173,6 +173,25 @@ def test_spearman_section(run):
     assert "| feature spread | — | 5 |" in section  # all equal: undefined
 
 
+def test_holdout_section_only_where_runs_held_out(run):
+    runs, data, out = run
+    assert "held-out agreement" not in write_report(runs, data, out, "t", config=PIPELINE).read_text()
+    held = {}
+    for i, name in enumerate(STUDENTS):
+        path = runs / "students" / name / "summary.json"
+        s = json.loads(path.read_text())
+        held[name] = (0.5 + 0.1 * i, 0.3 - 0.05 * i)
+        s.update(holdout_agreement=held[name][0], holdout_kl=held[name][1], holdout_samples=100)
+        path.write_text(json.dumps(s))
+    md = write_report(runs, data, out, "t", config=PIPELINE).read_text()
+    section = md.split("## Does the held-out agreement predict the student?", 1)[1].split("\n## ", 1)[0]
+    tops = [v[0] for v in STUDENTS.values()]
+    agree = spearman([v[0] for v in held.values()], tops)
+    assert f"| agreement | {agree:.2f} | {len(STUDENTS)} |" in section
+    assert f"| KL divergence | {-agree:.2f} | {len(STUDENTS)} |" in section  # KL falls as agreement rises here
+    assert "| `shaders` |" in section
+
+
 def test_commands_notes_and_differences(run):
     runs, data, out = run
     md = write_report(runs, data, out, "t", config=PIPELINE).read_text()

@@ -187,6 +187,20 @@ def test_teacher_arch_from_a_python_file_and_from_a_module(zoo, tmp_path, monkey
     assert res.exit_code == 0, res.output
 
 
+def test_a_checkpoint_of_a_users_architecture_loads_once_its_code_is_named(zoo, tmp_path):
+    """A kdtrain checkpoint whose arch is the user's factory: refused alone (never imports the code it
+    names), loaded with --teacher-arch naming that code, with the checkpoint's spec and classes."""
+    (tmp_path / "arch.py").write_text(ARCH_CODE)
+    arch = f"{tmp_path / 'arch.py'}:make"
+    ckpt = torch.load(zoo / FILES["checkpoint"], weights_only=True)
+    torch.save({**ckpt, "arch": arch}, tmp_path / "mine.pt")
+    with pytest.raises(UserError, match=f"pass --teacher-arch {re.escape(arch)}"):
+        load_teacher(tmp_path / "mine.pt")
+    t = load_teacher(tmp_path / "mine.pt", arch=arch)
+    assert torch.allclose(t(X), load_teacher(zoo / FILES["checkpoint"])(X), atol=1e-6)
+    assert t.class_names == NAMES and t.spec == SPEC and len(batchnorm_layers(t)) == 3
+
+
 def test_timm_architecture_by_name(tmp_path):
     timm = pytest.importorskip("timm")  # the timm extra (make install has it)
     model = timm.create_model("test_resnet", pretrained=False, num_classes=10, in_chans=1).eval()

@@ -165,7 +165,7 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", ar
         raise UserError(f"cannot read teacher {path} ({type(e).__name__}: {first_line(e)}); {ACCEPTED}") from None
     if kind == "pickle":
         if isinstance(obj, dict) and "state_dict" in obj and "arch" in obj and "spec" in obj:
-            return _from_checkpoint(obj, path, device)
+            return _from_checkpoint(obj, path, device, arch)
         state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
         if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise UserError(f"{path} is neither a kdtrain checkpoint nor a state_dict; {ACCEPTED}")
@@ -186,17 +186,20 @@ def load_teacher(path: str | os.PathLike, device: str | torch.device = "cpu", ar
     return Teacher(model, spec, num_classes, class_names, arch or side.get("arch")).to(device)
 
 
-def _from_checkpoint(obj: dict, path: Path, device) -> Teacher:
+def _from_checkpoint(obj: dict, path: Path, device, arch: str | None = None) -> Teacher:
+    """A kdtrain checkpoint; `arch` (--teacher-arch) builds the model when given, so that a checkpoint of a
+    user's own architecture loads once the user names its code on the command line."""
     spec = _as_spec(obj["spec"])
     num_classes, names = _check_classes(obj.get("num_classes"), obj.get("class_names"), path)
     if num_classes is None:
         raise UserError(f"{path}: a kdtrain checkpoint without num_classes; re-save it with model_checkpoint()")
     if not isinstance(obj["state_dict"], dict):
         raise UserError(f"{path}: its state_dict is a {type(obj['state_dict']).__name__}, not a dict of tensors")
-    model = _file_arch(obj["arch"], num_classes, spec.channels, path)
+    model = build_model(arch, num_classes, spec.channels) if arch else \
+        _file_arch(obj["arch"], num_classes, spec.channels, path)
     _load_state(model, obj["state_dict"], path)
     data = obj.get("data") if isinstance(obj.get("data"), str) else None
-    return Teacher(model, spec, num_classes, names, obj["arch"], data).to(device)
+    return Teacher(model, spec, num_classes, names, arch or obj["arch"], data).to(device)
 
 
 def _file_arch(arch, num_classes: int, channels: int, source: Path) -> nn.Module:

@@ -60,6 +60,9 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None,
     else:
         parts.append("")
     parts.append(sections.spearman_section(students, conf))
+    held = sections.holdout_section(students)
+    if held:
+        parts.append(held)
     if scored(students):
         figures.append((lambda p: plot_score_vs_top1(students, p), "score_vs_top1.png"))
         parts += [f"![score metrics against student top-1]({files.name}/score_vs_top1.png)", ""]

@@ -180,6 +180,32 @@ def spearman_section(runs: list[SetRun], conf: ReportConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def holdout_section(runs: list[SetRun]) -> str:
+    """How far the figure a user without real data has (agreement with the teacher on held-out surrogate
+    images, distill's --holdout) orders the sets as their students' real top-1 does; '' when no run has it."""
+    pts = [r for r in runs if r.top1 is not None and r.summary.get("holdout_agreement") is not None]
+    if not pts:
+        return ""
+    lines = ["## Does the held-out agreement predict the student?", "",
+             "Every distillation holds out a slice of its own surrogate set (`--holdout`, by a hash of each "
+             "sample's key) and measures the student's agreement with the teacher and the KL divergence on it: "
+             "the quality figure of a user who has no labelled data. Spearman rank correlation between it and the "
+             "student's real top-1 across the sets (each set is held out of itself, so a set whose images "
+             "are easy to imitate scores high without teaching much):", "",
+             "| held-out figure | Spearman rho with real top-1 | n |", "|---|---|---|"]
+    for key, label in (("holdout_agreement", "agreement"), ("holdout_kl", "KL divergence")):
+        both = [(r.summary[key], r.top1) for r in pts if r.summary.get(key) is not None]
+        rho = spearman([a for a, _ in both], [b for _, b in both]) if len(both) >= 3 else None
+        lines.append(f"| {label} | {num(rho, 2)} | {len(both)} |")
+    lines += ["", "| set | student top-1 | held-out agreement | held-out KL | held-out samples |",
+              "|---|---|---|---|---|"]
+    for r in pts:
+        s = r.summary
+        lines.append(f"| `{r.name}` | {pct(r.top1)} | {pct(s.get('holdout_agreement'))} | {num(s.get('holdout_kl'))} "
+                     f"| {count(s.get('holdout_samples'))} |")
+    return "\n".join(lines) + "\n"
+
+
 def _settings(config: dict) -> str:
     """What a run's config.yaml says where it recorded no command (runs made before commands were stored)."""
     from kdgen.settings import defaults

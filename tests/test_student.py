@@ -63,8 +63,14 @@ def test_one_command_from_teacher_to_exported_student(finished):
     assert run_config["adv"] == "fraction=0.5,every=1" and run_config["shards"] == [f"{out}/data/shaders_ref-0*.tar"]
     # the closing table names every file made, and the quality figure
     table = proc.stdout[proc.stdout.index("stage  "):]
-    for made in ("shaders-*.tar", "shaders_ref-*.tar", "student.pt", "student.pt2", "held-out refined images"):
+    for made in ("shaders-*.tar", "shaders_ref-*.tar", "student.pt", "student.pt2", "held-out refined images",
+                 "refined images per class (teacher's prediction): relative entropy"):
         assert made in table
+    # what refinement gave each class: the teacher's predictions and the targets, both summing to the set
+    ref = summary["stages"]["refine"]
+    assert sum(ref["class_counts"]) == sum(ref["target_counts"]) == 48 == len(ref["class_counts"]) * 4.8
+    assert 0 <= ref["class_entropy"] <= 1 and 0 <= ref["target_entropy"] <= 1 and len(ref["class_names"]) == 10
+    assert refined["summary"]["class_counts"] == ref["class_counts"]  # kept in the manifest, as `refine` keeps it
     # the held-out refined images were never in a training batch: the trained shards' keys all pass the hash
     trained = json.loads((out / "student" / "summary.json").read_text())["shards_seen_by_rank"][0]
     assert trained and all(s.startswith("shaders_ref-") for s in trained)

@@ -147,7 +147,7 @@ def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
     made = {"made": f"{data / name}-*.tar", "count": cfg.images, "unit": "images"}
     old = manifest.load(manifest.manifest_path(data, name))
     if old is not None and old.get("complete") and old.get("num_samples") == cfg.images:
-        return made  # finished just before the stage could be recorded
+        return {**made, **balance_of(old.get("summary") or {}, old.get("class_names"))}  # finished, not yet recorded
     teacher = load_teacher_for(cfg)
     batchnorm_layers(teacher)  # refuses a teacher without BatchNorm before anything is written
     if cfg.threads > 0:
@@ -163,8 +163,25 @@ def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
             tqdm(total=cfg.images, unit="img", desc="refine", disable=not cfg.progress) as bar:
         stats = run_offline(teacher, iterate_shards(sources, spec, 256, limit=cfg.images), writer, rcfg, cfg.seed,
                             cfg.images, match_stats=True, progress=bar.update)
+        writer.meta["summary"] = stats  # into the manifest, as `kdtrain refine` keeps it
     return {**made, "count": stats["written"], "rate": round(stats["sources"] / (time.perf_counter() - start), 1),
-            "confidence": stats["confidence"], "bn_loss": [stats["bn_loss_start"], stats["bn_loss_end"]]}
+            "confidence": stats["confidence"], "bn_loss": [stats["bn_loss_start"], stats["bn_loss_end"]],
+            **balance_of(stats, list(teacher.class_names))}
+
+
+def balance_of(stats: dict, class_names: list[str] | None) -> dict:
+    """What refinement gave each class: the teacher's predictions of the refined images and the targets,
+    per class, with the relative entropy of each histogram (1: every class an equal share)."""
+    from kdtrain.quality.scoring import relative_entropy
+
+    out = {"class_names": class_names} if class_names else {}
+    for key, name in (("class_counts", "class"), ("target_counts", "target")):
+        if stats.get(key):
+            rel = relative_entropy(stats[key])
+            out.update({key: list(stats[key]), f"{name}_entropy": None if rel is None else round(rel, 4)})
+    if stats.get("reached_target") is not None:
+        out["reached_target"] = stats["reached_target"]
+    return out
 
 
 def distill_student(cfg: StudentConfig, data: Path, run: Path, command: str | None) -> dict:
@@ -301,6 +318,13 @@ def closing_table(s: dict) -> str:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     lines.append(f"total {_took(s['seconds'])}")
+    ref = st.get("refine") or {}
+    if ref.get("class_counts"):
+        counts = ref["class_counts"]
+        names = ref.get("class_names") or [str(i) for i in range(len(counts))]
+        low = min(range(len(counts)), key=counts.__getitem__)
+        lines.append(f"refined images per class (teacher's prediction): relative entropy {ref['class_entropy']:.3f}, "
+                     f"fewest {counts[low]:,} ({names[low]}), most {max(counts):,}")
     if s.get("holdout_agreement") is not None:
         lines.append(f"held-out refined images ({s['holdout_samples']}): teacher-student agreement "
                      f"{100 * s['holdout_agreement']:.1f}%, KL {s['holdout_kl']:.4f}")

@@ -16,7 +16,7 @@ help:  ## list the targets
 $(BIN)/kdgen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet --no-compile torch==2.14.1 torchvision==0.29.1  # bytecode is written on first import
 	$(BIN)/pip install --quiet -e '.[dev,photos,timm,digits]'
 	touch $(BIN)/kdgen
 

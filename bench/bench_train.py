@@ -190,6 +190,12 @@ def bench_defaults(common: dict, root: Path, steps: int, rounds: int = 3) -> dic
     out = {"defaults: workers, threads": f"{runs['defaults'].cfg.resolved_workers()}, "
                                          f"{runs['defaults'].cfg.resolved_threads()}",
            "defaults: precision": precision_name(runs["defaults"])}
+    if runs["defaults"].amp_dtype is None and str(common["device"]).startswith("cpu"):
+        from kdtrain.models.precision import cpu_bf16_feature
+
+        if cpu_bf16_feature() is None:
+            out["defaults: note"] = ("this CPU has no bf16 units (lscpu lists no amx_bf16 or avx512_bf16): "
+                                     "the defaults run float32 like --amp off: no bf16 speed-up to measure here")
     for name, r in rates.items():
         best = int(np.argmax(r))
         out[f"defaults: {name}"] = (f"{r[best]:.0f} samples/s, {r[best] / ref:.2f}x, "

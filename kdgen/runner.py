@@ -102,7 +102,7 @@ def _render_chunk(task: tuple[int, int]) -> tuple[list[bytes], Counter]:
     for img, _ in images:
         if img.shape[:2] != (gen.height, gen.width):
             raise ValueError(f"generator {gen.name} returned {img.shape}, expected {gen.height}x{gen.width}")
-    encoded = _encode([img for img, _ in images], _worker["ext"], _worker["quality"])
+    encoded = _encode([img for img, _ in images], _worker["ext"], _worker["quality"], gen.png_level)
     samples = []
     for i, (_, params), data in zip(indices, images, encoded):
         cls = params.pop("cls", None)  # a label, where the source has one, goes into <key>.cls
@@ -111,11 +111,11 @@ def _render_chunk(task: tuple[int, int]) -> tuple[list[bytes], Counter]:
     return samples, gen.take_counters()
 
 
-def _encode(images: list[np.ndarray], ext: str, quality: int) -> list[bytes]:
+def _encode(images: list[np.ndarray], ext: str, quality: int, png_level: int) -> list[bytes]:
     """Encode a chunk's images, as one batch where they share a shape (grey and colour may mix)."""
     if len({img.shape for img in images}) == 1:
-        return encode_images(np.stack(images), ext, quality)
-    return [encode_images(img[None], ext, quality)[0] for img in images]
+        return encode_images(np.stack(images), ext, quality, png_level)
+    return [encode_images(img[None], ext, quality, png_level)[0] for img in images]
 
 
 def _close_worker() -> None:

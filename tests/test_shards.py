@@ -99,6 +99,31 @@ def test_png_files_are_byte_for_byte_pillows():
             assert ours == writer.encode_image(img, "png")
 
 
+def test_png_levels_other_than_the_default():
+    """Levels 1-9 are Pillow's bytes too; level 0 (the shaders generator's) stores the same pixels."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from kdgen import writer
+
+    rng = np.random.default_rng(1)
+    batch = (np.linspace(0, 200, 32)[None, None, :, None] + rng.integers(0, 40, (4, 24, 32, 3))).astype(np.uint8)
+    for level in (1, 9):
+        for img, ours in zip(batch, writer.encode_images(batch, "png", png_level=level)):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG", compress_level=level)
+            assert ours == buf.getvalue()
+    for images in (batch, batch[..., 0]):
+        stored = writer.encode_images(images, "png", png_level=0)
+        for img, data in zip(images, stored):
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), img)
+            assert len(data) > img.size  # stored, not deflated
+    with pytest.raises(ValueError, match="0-9"):
+        writer.encode_images(batch, "png", png_level=10)
+
+
 def test_tar_headers_are_byte_for_byte_tarfiles():
     from kdgen import writer
 

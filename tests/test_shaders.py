@@ -110,6 +110,46 @@ def test_atlas_and_single_draws_give_the_same_bytes(small_gen):
         single.close()
 
 
+def test_tile_rects_cover_a_range_of_tiles_once():
+    from kdgen.gl.renderer import tile_rects
+
+    for cols in (1, 3, 5):
+        for first in range(0, 12):
+            for end in range(first, 24):
+                covered = [row * cols + col for x, y, w, h in tile_rects(first, end, cols)
+                           for row in range(y, y + h) for col in range(x, x + w)]
+                assert sorted(covered) == list(range(first, end)) and len(tile_rects(first, end, cols)) <= 3
+
+
+def test_programs_sharing_atlas_fills_give_the_bytes_of_separate_draws(tmp_path):
+    """draw_many: groups of several programs (tiled and one plain import) split over fills of 5 tiles give
+    the frames each program draws on its own, one frame per draw."""
+    from kdgen.gl.context import create_context
+    from kdgen.gl.imports import scan_dir
+    from kdgen.gl.renderer import Renderer
+
+    ctx = create_context()
+    shared, single = Renderer(ctx, 24, 16, 2, max_tiles=5), Renderer(ctx, 24, 16, 2, atlas=False)
+    assert shared.capacity == 4 and single.capacity == 1
+    plain = next(p for p in scan_dir(shader_dir(tmp_path, "plain_waves.frag"))[0] if p.kind == "plain")
+    programs = [*library_programs()[:3], procedural_program(7), plain]
+    rng = np.random.default_rng(0)
+    sizes = (3, 4, 1, 7, 2)
+    inputs = [np.stack([draw_inputs(rng, 48, 32) for _ in range(k)]) for k in sizes]
+    try:
+        with ctx:
+            groups = [(shared.compile(p), x) for p, x in zip(programs, inputs)]
+            frames, bad = shared.draw_many(groups)
+            expected = [single.draw(single.compile(p), x) for p, x in zip(programs, inputs)]
+        assert frames.shape == (sum(sizes), 16, 24, 3)
+        assert np.array_equal(frames, np.concatenate([f for f, _ in expected]))
+        assert np.array_equal(bad, np.concatenate([b for _, b in expected]))
+    finally:
+        shared.release()
+        single.release()
+        ctx.release()
+
+
 def test_a_sample_rerenders_exactly_from_its_metadata(small_gen):
     for img, meta in small_gen.render([sample_seed(5, i) for i in range(6)]):
         assert meta["program"] and meta["source_hash"] and "time" in meta and "params" in meta["uniforms"]

@@ -244,24 +244,32 @@ class Engine:
         return parts
 
     def _draw(self, pending: list[Job]) -> list[Job]:
-        """Render every pending job, grouped by program; returns the rejected ones in order."""
+        """Render every pending job, grouped by program, all groups through shared atlas fills; returns the
+        rejected ones in order."""
         groups = defaultdict(list)
         for job in pending:
             groups[job.program].append(job)
+        pids, frames, bad = list(groups), [], []
+        for at in range(0, len(pids), CACHE // 2):  # every program of a draw_many call stays compiled
+            part = [(self._compiled(pid), np.stack([j.inputs for j in groups[pid]]))
+                    for pid in pids[at:at + CACHE // 2]]
+            f, b = self.renderer.draw_many(part)
+            frames.append(f)
+            bad.append(b)
+        frames, bad = np.concatenate(frames), np.concatenate(bad)
+        images = to_uint8(frames)
+        jobs = [job for pid in pids for job in groups[pid]]
+        self.counters["frames_rendered"] += len(jobs)
         rejected = []
-        for pid, group in groups.items():
-            frames, bad = self.renderer.draw(self._compiled(pid), np.stack([j.inputs for j in group]))
-            images = to_uint8(frames)
-            self.counters["frames_rendered"] += len(group)
-            for job, frame, image, problem in zip(group, frames, images, frame_problems(images, bad)):
-                job.frame = frame if self.s.mix > 1 else image
-                if problem is None:
-                    job.done = True
-                else:
-                    self.counters["frames_rejected"] += 1
-                    self.counters[f"frames_rejected_{problem}"] += 1
-                    job.rejected.append(problem)
-                    rejected.append(job)
+        for job, frame, image, problem in zip(jobs, frames, images, frame_problems(images, bad)):
+            job.frame = frame if self.s.mix > 1 else image
+            if problem is None:
+                job.done = True
+            else:
+                self.counters["frames_rejected"] += 1
+                self.counters[f"frames_rejected_{problem}"] += 1
+                job.rejected.append(problem)
+                rejected.append(job)
         return sorted(rejected, key=lambda j: (j.sample, j.part))
 
     def _retry(self, job: Job, parts: list[Job]) -> None:

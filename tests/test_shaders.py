@@ -163,6 +163,15 @@ def test_frame_inputs_survive_the_json_round_trip():
         assert np.array_equal(from_meta(to_meta(v)).astype(np.float32), v.astype(np.float32))
 
 
+def test_frame_inputs_of_a_batch_are_those_drawn_one_at_a_time():
+    from kdgen.gl.frames import UNIFORMS, inputs_from_uniforms
+
+    one, many = np.random.default_rng(9), np.random.default_rng(9)
+    single = np.stack([draw_inputs(one, 48, 32) for _ in range(500)])
+    batch = inputs_from_uniforms(np.stack([many.random(UNIFORMS) for _ in range(500)]), 48, 32)
+    assert single.tobytes() == batch.tobytes()
+
+
 def test_mix_blends_frames_of_different_programs():
     gen = Shaders((16, 16), programs=12, mix=3)
     gen.open()
@@ -211,6 +220,16 @@ def test_frame_checks():
     dot[7:9, 7:9] = 255  # std well above the limit, but 98% of the frame is one colour
     frames = np.stack([good, constant, faint, dot, good])
     assert frame_problems(frames, np.array([0, 0, 0, 0, 0.5])) == [None, "constant", "constant", "flat", "nonfinite"]
+
+
+def test_most_common_colour_counts_in_chunks():
+    from kdgen.gl.validate import most_common_count
+
+    rng = np.random.default_rng(2)
+    q = np.concatenate([rng.integers(0, 16, (70, 50, 3)), rng.integers(0, 2, (70, 50, 3))]).astype(np.uint8)
+    expected = [np.unique(frame, axis=0, return_counts=True)[1].max() for frame in q]
+    for chunk in (1, 7, 64, 500):
+        assert most_common_count(q, chunk).tolist() == expected
 
 
 def test_supersampling_is_an_area_average_and_counts_nonfinite_pixels():

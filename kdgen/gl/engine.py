@@ -19,7 +19,7 @@ import numpy as np
 
 from kdgen.errors import UserError
 from kdgen.gl.context import create_context
-from kdgen.gl.frames import draw_inputs, from_meta, to_meta
+from kdgen.gl.frames import UNIFORMS, from_meta, inputs_from_uniforms, to_meta
 from kdgen.gl.procedural import procedural_program
 from kdgen.gl.renderer import Compiled, CompileError, Renderer
 from kdgen.gl.sources import Program, library_programs
@@ -61,7 +61,8 @@ class Job:
     rng: np.random.Generator
     weight: float = 1.0
     program: str = ""
-    inputs: np.ndarray | None = None
+    uniforms: np.ndarray | None = None  # the frame's draw from rng (frames.draw_inputs) ...
+    inputs: np.ndarray | None = None  # ... and the inputs made of it, for all pending jobs at once
     tries: int = 0  # frames tried with the current program
     switches: int = 0  # programs abandoned
     rejected: list = field(default_factory=list)
@@ -181,7 +182,7 @@ class Engine:
             return "compile error"
         # frames from a fixed stream of this program's own: the verdict is the same in every worker
         rng = np.random.default_rng(int(program.hash, 16))
-        inputs = np.stack([draw_inputs(rng, self.rw, self.rh) for _ in range(TEST_FRAMES)])
+        inputs = inputs_from_uniforms(np.stack([rng.random(UNIFORMS) for _ in range(TEST_FRAMES)]), self.rw, self.rh)
         frames, bad = self.renderer.draw(compiled, inputs)
         problems = [p for p in frame_problems(to_uint8(frames), bad) if p]
         if len(problems) >= DROP_AT:
@@ -240,12 +241,17 @@ class Engine:
             parts = [Job(i, j, np.random.default_rng(int(s)), float(w)) for j, (s, w) in enumerate(zip(subs, weights))]
         for job in parts:
             job.program = self._pick(job.rng, {p.program for p in parts})
-            job.inputs = draw_inputs(job.rng, self.rw, self.rh)
+            job.uniforms = job.rng.random(UNIFORMS)
         return parts
 
     def _draw(self, pending: list[Job]) -> list[Job]:
         """Render every pending job, grouped by program, all groups through shared atlas fills; returns the
         rejected ones in order."""
+        fresh = [job for job in pending if job.inputs is None]
+        if fresh:
+            inputs = inputs_from_uniforms(np.stack([job.uniforms for job in fresh]), self.rw, self.rh)
+            for job, v in zip(fresh, inputs):
+                job.inputs = v
         groups = defaultdict(list)
         for job in pending:
             groups[job.program].append(job)
@@ -282,7 +288,7 @@ class Engine:
                 return
             job.tries = 0
             job.program = self._pick(job.rng, {p.program for p in parts})
-        job.inputs = draw_inputs(job.rng, self.rw, self.rh)
+        job.uniforms, job.inputs = job.rng.random(UNIFORMS), None
 
     def _result(self, parts: list[Job]) -> tuple[np.ndarray, dict]:
         meta = {"supersample": self.s.supersample}

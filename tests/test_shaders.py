@@ -110,17 +110,6 @@ def test_atlas_and_single_draws_give_the_same_bytes(small_gen):
         single.close()
 
 
-def test_tile_rects_cover_a_range_of_tiles_once():
-    from kdgen.gl.renderer import tile_rects
-
-    for cols in (1, 3, 5):
-        for first in range(0, 12):
-            for end in range(first, 24):
-                covered = [row * cols + col for x, y, w, h in tile_rects(first, end, cols)
-                           for row in range(y, y + h) for col in range(x, x + w)]
-                assert sorted(covered) == list(range(first, end)) and len(tile_rects(first, end, cols)) <= 3
-
-
 def test_programs_sharing_atlas_fills_give_the_bytes_of_separate_draws(tmp_path):
     """draw_many: groups of several programs (tiled and one plain import) split over fills of 5 tiles give
     the frames each program draws on its own, one frame per draw."""

@@ -73,23 +73,6 @@ def noise_textures(ctx) -> list:
     return out
 
 
-def tile_rects(first: int, end: int, cols: int) -> list[tuple[int, int, int, int]]:
-    """Tiles first..end-1 of a row-major atlas `cols` wide as at most three rectangles (x, y, w, h in
-    tiles): the rest of the first row, the whole rows, the start of the last row."""
-    out = []
-    while first < end:
-        row, col = divmod(first, cols)
-        if col or end - first < cols:  # a partial row
-            w = min(cols - col, end - first)
-            out.append((col, row, w, 1))
-        else:  # whole rows
-            w = cols
-            out.append((0, row, cols, (end - first) // cols))
-            w *= out[-1][3]
-        first += w
-    return out
-
-
 class Renderer:
     """Frames of one program at a time, `width` x `height` each, rendered `supersample` times larger.
 
@@ -103,6 +86,7 @@ class Renderer:
         import moderngl
 
         self.ctx, self.width, self.height, self.ss = ctx, width, height, supersample
+        self.strip = moderngl.TRIANGLE_STRIP
         self.rw, self.rh = width * supersample, height * supersample  # render size of one frame
         # tile pitch, even at both resolutions: 2x2 derivative quads never straddle two tiles
         self.pw, self.ph = width + width % 2, height + height % 2
@@ -161,8 +145,8 @@ class Renderer:
 
     def draw_many(self, groups: list[tuple[Compiled, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         """draw() for several programs at once: the frames of every (compiled, inputs) group, concatenated
-        in order. Tiled programs share atlas fills: each group's tiles are drawn by its program under a
-        scissor, then one resolve and one readback serve the whole fill (a GPU waits for the readback;
+        in order. Tiled programs share atlas fills: each group's tiles are drawn by its program, a quad
+        per tile, then one resolve and one readback serve the whole fill (a GPU waits for the readback;
         llvmpipe pays numpy's per-call costs on each). Plain programs draw one frame per draw.
         The programs must stay compiled until this returns."""
         total = sum(len(inputs) for _, inputs in groups)
@@ -202,7 +186,7 @@ class Renderer:
     def _draw_fill(self, fill: list[tuple[Compiled, np.ndarray]], n: int) -> np.ndarray:
         """Draw n tiles, each group's by its own program, then resolve and read them back (as _resolve)."""
         rows = -(-n // self.cols)
-        cols = -(-n // rows)  # as few spare tiles as possible (fewer than `rows`); they are not drawn
+        cols = -(-n // rows)  # as few spare tiles as possible (fewer than `rows`): not drawn, not read
         inputs = np.concatenate([piece for _, piece in fill]) if len(fill) > 1 else fill[0][1]
         self.tiles.write(np.ascontiguousarray(inputs, np.float32).tobytes(), viewport=(0, 0, NVEC, n))
         self._target(self.fbo, cols * self.sw, rows * self.sh)
@@ -210,13 +194,12 @@ class Renderer:
         for i, tex in enumerate(self.channels):
             tex.use(i + 1)
         first = 0
-        for compiled, piece in fill:
+        for compiled, piece in fill:  # a quad per tile, an instance per quad
             set_uniform(compiled.gl, "kdCols", [cols])
-            for x, y, w, h in tile_rects(first, first + len(piece), cols):
-                self.ctx.scissor = (x * self.sw, y * self.sh, w * self.sw, h * self.sh)
-                compiled.vao.render(vertices=3)
+            set_uniform(compiled.gl, "kdFirst", [first])
+            set_uniform(compiled.gl, "kdTarget", [cols * self.sw, rows * self.sh])
+            compiled.vao.render(mode=self.strip, vertices=4, instances=len(piece))
             first += len(piece)
-        self.ctx.scissor = None
         return self._resolve(cols, rows)[:n]
 
     def _draw_plain(self, compiled: Compiled, v: np.ndarray) -> tuple[int, int]:

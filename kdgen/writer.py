@@ -166,11 +166,10 @@ def _tar_header(name: str, size: int) -> bytes:
     raw = name.encode("utf-8", "surrogateescape")
     if len(raw) >= 100 or size >= 8 ** 11:  # tarfile's own rules (prefix split, base-256 sizes)
         return _tarfile_header(name, size)
-    header = bytearray(_TAR_TEMPLATE)
-    header[:len(raw)] = raw
-    header[124:136] = b"%011o\0" % size
-    header[148:156] = b"%06o\0 " % sum(header)  # summed with the checksum field as eight spaces
-    return bytes(header)
+    size_field = b"%011o\0" % size
+    checksum = _TAR_TEMPLATE_SUM + sum(raw) + sum(size_field)  # the checksum field counts as eight spaces
+    return b"".join((raw, _TAR_TEMPLATE[len(raw):124], size_field, _TAR_TEMPLATE[136:148],
+                     b"%06o\0 " % checksum, _TAR_TEMPLATE[156:]))
 
 
 def _tarfile_header(name: str, size: int) -> bytes:
@@ -180,8 +179,8 @@ def _tarfile_header(name: str, size: int) -> bytes:
     return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
 
 
-_TAR_TEMPLATE = bytearray(_tarfile_header("", 0))
-_TAR_TEMPLATE[148:156] = b" " * 8
+_TAR_TEMPLATE = _tarfile_header("", 0)  # name and size fields zero, filled in by _tar_header
+_TAR_TEMPLATE_SUM = sum(_TAR_TEMPLATE[:124]) + sum(_TAR_TEMPLATE[136:148]) + 8 * ord(" ") + sum(_TAR_TEMPLATE[156:])
 
 
 def pack_sample(sample: dict) -> bytes:

@@ -139,6 +139,24 @@ def test_programs_sharing_atlas_fills_give_the_bytes_of_separate_draws(tmp_path)
         ctx.release()
 
 
+def test_programs_loaded_together_or_one_at_a_time_give_the_same_samples(monkeypatch):
+    monkeypatch.setattr(engine_mod, "DROP_AT", 3)  # some programs are dropped: their verdicts matter too
+    seeds = [sample_seed(8, i) for i in range(30)]
+    results = []
+    for preload in (True, False):
+        gen = Shaders((16, 16), programs=20)
+        gen.open()
+        gen.engine.preload = preload
+        try:
+            results.append((gen.render(seeds), gen.take_counters(), dict(gen.engine.status)))
+        finally:
+            gen.close()
+    (together, c1, s1), (alone, c2, s2) = results
+    assert c1 == c2 and s1 == s2 and c1["programs_dropped"] > 0
+    for (a, ma), (b, mb) in zip(together, alone):
+        assert np.array_equal(a, b) and ma == mb
+
+
 def test_a_sample_rerenders_exactly_from_its_metadata(small_gen):
     for img, meta in small_gen.render([sample_seed(5, i) for i in range(6)]):
         assert meta["program"] and meta["source_hash"] and "time" in meta and "params" in meta["uniforms"]

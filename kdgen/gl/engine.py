@@ -99,6 +99,7 @@ class Engine:
         self.status: dict[str, str | None] = {}  # program id -> None (usable) or why not
         self.cache: OrderedDict[str, Compiled] = OrderedDict()
         self.renderer = None
+        self.preload = True  # look for the programs a render call will meet and load them together
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -170,30 +171,52 @@ class Engine:
     def _usable(self, pid: str) -> bool:
         """Compile and test a program the first time it is met; remember the verdict."""
         if pid not in self.status:
-            self.status[pid] = self._load(pid)
+            self._load([pid])
         return self.status[pid] is None
 
-    def _load(self, pid: str) -> str | None:
-        program = self.program(pid)
-        try:
-            compiled = self.renderer.compile(program)
-        except CompileError as err:
-            self._reject(pid, "compile error", f"does not compile:\n{err}")
-            return "compile error"
-        # frames from a fixed stream of this program's own: the verdict is the same in every worker
-        rng = np.random.default_rng(int(program.hash, 16))
-        inputs = inputs_from_uniforms(np.stack([rng.random(UNIFORMS) for _ in range(TEST_FRAMES)]), self.rw, self.rh)
-        frames, bad = self.renderer.draw(compiled, inputs)
-        problems = [p for p in frame_problems(to_uint8(frames), bad) if p]
-        if len(problems) >= DROP_AT:
-            compiled.release()
-            common = Counter(problems).most_common(1)[0][0]
-            self._reject(pid, "dropped", f"dropped: {len(problems)} of {TEST_FRAMES} test frames rejected "
-                                         f"(mostly {common})")
-            return "dropped"
-        self.counters["programs_loaded"] += 1
-        self._keep(pid, compiled)
-        return None
+    def _load(self, pids: list[str]) -> None:
+        """Compile and test programs met for the first time, the test frames of up to CACHE // 2 programs
+        drawn together (draw_many); each verdict goes to self.status."""
+        for at in range(0, len(pids), CACHE // 2):
+            tested = []
+            for pid in pids[at:at + CACHE // 2]:
+                program = self.program(pid)
+                try:
+                    compiled = self.renderer.compile(program)
+                except CompileError as err:
+                    self._reject(pid, "compile error", f"does not compile:\n{err}")
+                    continue
+                # frames from a fixed stream of this program's own: the verdict is the same in every worker
+                rng = np.random.default_rng(int(program.hash, 16))
+                draws = np.stack([rng.random(UNIFORMS) for _ in range(TEST_FRAMES)])
+                tested.append((pid, compiled, inputs_from_uniforms(draws, self.rw, self.rh)))
+            if not tested:
+                continue
+            frames, bad = self.renderer.draw_many([(compiled, inputs) for _, compiled, inputs in tested])
+            verdicts = frame_problems(to_uint8(frames), bad)
+            for k, (pid, compiled, _) in enumerate(tested):
+                problems = [p for p in verdicts[k * TEST_FRAMES:(k + 1) * TEST_FRAMES] if p]
+                if len(problems) >= DROP_AT:
+                    compiled.release()
+                    common = Counter(problems).most_common(1)[0][0]
+                    self._reject(pid, "dropped", f"dropped: {len(problems)} of {TEST_FRAMES} test frames rejected "
+                                                 f"(mostly {common})")
+                    continue
+                self.status[pid] = None
+                self.counters["programs_loaded"] += 1
+                self._keep(pid, compiled)
+
+    def _first_picks(self, seeds) -> list[str]:
+        """The programs not yet met that the first draw of these samples names (mix 1), in order: loaded
+        together before planning, where one at a time each would be a draw, a readback and a check."""
+        sources, found = list(self.pools), {}
+        for seq in seeds:
+            rng = np.random.default_rng(seq)  # as _plan's first _pick draws
+            pool = self.pools[sources[int(rng.integers(len(sources)))]]
+            pid = pool[int(rng.integers(len(pool)))]
+            if pid not in self.status:
+                found[pid] = None
+        return list(found)
 
     def _keep(self, pid: str, compiled: Compiled) -> None:
         self.cache[pid] = compiled
@@ -221,6 +244,10 @@ class Engine:
 
     @in_context
     def render(self, seeds) -> list[tuple[np.ndarray, dict]]:
+        if self.s.mix == 1 and self.preload:
+            new = self._first_picks(seeds)
+            self._load(new)
+            self.preload = bool(new)  # once a call meets no new program, later ones are not scanned
         samples = [self._plan(i, seq) for i, seq in enumerate(seeds)]
         jobs = [job for parts in samples for job in parts]
         pending = jobs

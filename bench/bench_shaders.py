@@ -3,6 +3,10 @@
     python bench/bench_shaders.py --quick        # about a minute on a 2-core CPU (llvmpipe)
     python bench/bench_shaders.py                # the figures for docs/BENCHMARKS.md
     python bench/bench_shaders.py --cli          # also time `kdgen shaders --n N --workers 2` end to end
+    python bench/bench_shaders.py --versus /tmp/main --n 50000 --rounds 2 --reference-seconds 25.7
+        # only `kdgen shaders --n N --workers 2` of this tree against another checkout (say main's), run
+        # alternately: wall and CPU time, images/s, shard bytes, the ratio, and the wall time on an idle
+        # machine that the ratio implies from the reference's own idle figure
 
 Rates are generation alone (render() calls, no encoding or writing) after every program has been
 loaded once, so they measure drawing, not the driver's one-off compile (reported separately).
@@ -134,12 +138,65 @@ def cli(n: int, programs: int | None) -> None:
               f"{res.stderr.strip()[-500:]}")
 
 
+def run_cli(tree: Path, n: int, workers: int) -> dict:
+    """`python -m kdgen shaders --n N --workers W` with the kdgen of `tree`: wall, CPU of all its processes,
+    bytes written. Run from an empty folder, so that no other checkout's kdgen is found first."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+                "r = subprocess.run(sys.argv[1:]).returncode; w = time.perf_counter() - t; "
+                "u = resource.getrusage(resource.RUSAGE_CHILDREN); print(w, u.ru_utime + u.ru_stime, r)")
+        args = [sys.executable, "-m", "kdgen", "shaders", "--n", str(n), "--workers", str(workers), "--out",
+                str(out), "--quiet"]
+        env = dict(os.environ, PYTHONPATH=str(tree))
+        res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=tmp)
+        wall, cpu, rc = res.stdout.split()[-3:]
+        if rc != "0":
+            raise SystemExit(f"{tree}: kdgen failed: {res.stderr.strip()[-500:]}")
+        size = sum(f.stat().st_size for f in out.glob("shaders-*.tar"))
+    return {"wall": float(wall), "cpu": float(cpu), "bytes": size, "load": os.getloadavg()[0]}
+
+
+def versus(reference: Path, n: int, rounds: int, workers: int, reference_seconds: float | None) -> None:
+    """This tree's `kdgen shaders` against `reference`'s, alternated round by round (A B, B A, ...), so a
+    machine shared with other jobs loads both alike; the figure is the ratio."""
+    here = Path(__file__).resolve().parents[1]
+    print(f"\n## kdgen shaders --n {n} --workers {workers}: this tree ({here}) against {reference}")
+    print(f"{'round':>5} {'tree':<10} {'wall s':>7} {'CPU s':>7} {'images/s':>9} {'shard MB':>9} {'load':>5}")
+    runs: dict[str, list[dict]] = {"reference": [], "this": []}
+    for r in range(rounds):
+        order = [("reference", reference), ("this", here)]
+        for name, tree in order if r % 2 == 0 else order[::-1]:
+            m = run_cli(tree, n, workers)
+            runs[name].append(m)
+            print(f"{r + 1:>5} {name:<10} {m['wall']:>7.1f} {m['cpu']:>7.1f} {n / m['wall']:>9.0f} "
+                  f"{m['bytes'] / 1e6:>9.1f} {m['load']:>5.1f}")
+    ratios = [a["wall"] / b["wall"] for a, b in zip(runs["reference"], runs["this"])]
+    cpu = [a["cpu"] / b["cpu"] for a, b in zip(runs["reference"], runs["this"])]
+    ratio = float(np.median(ratios))
+    print(f"speed-up (reference wall / this wall, per round): {', '.join(f'{x:.2f}x' for x in ratios)}; "
+          f"median {ratio:.2f}x; CPU seconds {float(np.median(cpu)):.2f}x less; shards "
+          f"{runs['this'][0]['bytes'] / runs['reference'][0]['bytes']:.2f}x the reference's bytes")
+    if reference_seconds:
+        print(f"implied wall time on an idle machine: {reference_seconds:.1f} s / {ratio:.2f} = "
+              f"{reference_seconds / ratio:.1f} s ({n / (reference_seconds / ratio):,.0f} images/s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small counts: about a minute")
     ap.add_argument("--cli", action="store_true", help="also run kdgen shaders end to end with 2 workers")
     ap.add_argument("--programs", type=int, default=50, help="procedural programs in the pool for the rates")
+    ap.add_argument("--versus", type=Path, help="only time kdgen shaders end to end against this checkout")
+    ap.add_argument("--n", type=int, default=50000, help="images per --versus run")
+    ap.add_argument("--rounds", type=int, default=2, help="--versus rounds (each runs both trees)")
+    ap.add_argument("--workers", type=int, default=2, help="--workers of the --versus runs")
+    ap.add_argument("--reference-seconds", type=float, help="the reference's wall time on an idle machine "
+                                                             "(--versus prints the time the ratio implies)")
     args = ap.parse_args()
+    if args.versus:
+        versus(args.versus.resolve(), args.n, args.rounds, args.workers, args.reference_seconds)
+        return
     from kdgen.gl.context import create_context
 
     ctx = create_context()

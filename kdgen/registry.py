@@ -49,6 +49,10 @@ class Generator:
     # draw different images (tests/test_generators.py pins a shard per generator), so that resuming
     # or extending a dataset never mixes old and new images.
     version: ClassVar[int] = 1
+    # zlib level of the PNG files of --format png (kdgen.writer.encode_pngs): part of the bytes, so a change
+    # is a version bump. 6 is Pillow's default; 0 stores the pixels, for sources whose encoding would cost
+    # more than their rendering.
+    png_level: ClassVar[int] = 6
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

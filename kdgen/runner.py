@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from kdgen import manifest
@@ -20,7 +21,7 @@ from kdgen.errors import UserError
 from kdgen.registry import get_generator
 from kdgen.seeding import sample_seed
 from kdgen.shardset import ShardSet
-from kdgen.writer import check_format, encode_sample, pack_sample
+from kdgen.writer import check_format, encode_images, pack_sample, sample_fields
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,23 @@ def _render_chunk(task: tuple[int, int]) -> tuple[list[bytes], Counter]:
     gen, seed = _worker["gen"], _worker["seed"]
     indices = range(start, start + count)
     images = gen.render([sample_seed(seed, i) for i in indices])
-    samples = []
-    for i, (img, params) in zip(indices, images):
+    for img, _ in images:
         if img.shape[:2] != (gen.height, gen.width):
             raise ValueError(f"generator {gen.name} returned {img.shape}, expected {gen.height}x{gen.width}")
+    encoded = _encode([img for img, _ in images], _worker["ext"], _worker["quality"], gen.png_level)
+    samples = []
+    for i, (_, params), data in zip(indices, images, encoded):
         cls = params.pop("cls", None)  # a label, where the source has one, goes into <key>.cls
         meta = {"generator": gen.name, "index": i, "seed": seed, "params": params}
-        samples.append(pack_sample(encode_sample(i, img, meta, _worker["ext"], _worker["quality"], cls)))
+        samples.append(pack_sample(sample_fields(i, data, meta, _worker["ext"], cls)))
     return samples, gen.take_counters()
+
+
+def _encode(images: list[np.ndarray], ext: str, quality: int, png_level: int) -> list[bytes]:
+    """Encode a chunk's images, as one batch where they share a shape (grey and colour may mix)."""
+    if len({img.shape for img in images}) == 1:
+        return encode_images(np.stack(images), ext, quality, png_level)
+    return [encode_images(img[None], ext, quality, png_level)[0] for img in images]
 
 
 def _close_worker() -> None:

@@ -110,6 +110,53 @@ def test_atlas_and_single_draws_give_the_same_bytes(small_gen):
         single.close()
 
 
+def test_programs_sharing_atlas_fills_give_the_bytes_of_separate_draws(tmp_path):
+    """draw_many: groups of several programs (tiled and one plain import) split over fills of 5 tiles give
+    the frames each program draws on its own, one frame per draw."""
+    from kdgen.gl.context import create_context
+    from kdgen.gl.imports import scan_dir
+    from kdgen.gl.renderer import Renderer
+
+    ctx = create_context()
+    shared, single = Renderer(ctx, 24, 16, 2, max_tiles=5), Renderer(ctx, 24, 16, 2, atlas=False)
+    assert shared.capacity == 4 and single.capacity == 1
+    plain = next(p for p in scan_dir(shader_dir(tmp_path, "plain_waves.frag"))[0] if p.kind == "plain")
+    programs = [*library_programs()[:3], procedural_program(7), plain]
+    rng = np.random.default_rng(0)
+    sizes = (3, 4, 1, 7, 2)
+    inputs = [np.stack([draw_inputs(rng, 48, 32) for _ in range(k)]) for k in sizes]
+    try:
+        with ctx:
+            groups = [(shared.compile(p), x) for p, x in zip(programs, inputs)]
+            frames, bad = shared.draw_many(groups)
+            expected = [single.draw(single.compile(p), x) for p, x in zip(programs, inputs)]
+        assert frames.shape == (sum(sizes), 16, 24, 3)
+        assert np.array_equal(frames, np.concatenate([f for f, _ in expected]))
+        assert np.array_equal(bad, np.concatenate([b for _, b in expected]))
+    finally:
+        shared.release()
+        single.release()
+        ctx.release()
+
+
+def test_programs_loaded_together_or_one_at_a_time_give_the_same_samples(monkeypatch):
+    monkeypatch.setattr(engine_mod, "DROP_AT", 3)  # some programs are dropped: their verdicts matter too
+    seeds = [sample_seed(8, i) for i in range(30)]
+    results = []
+    for preload in (True, False):
+        gen = Shaders((16, 16), programs=20)
+        gen.open()
+        gen.engine.preload = preload
+        try:
+            results.append((gen.render(seeds), gen.take_counters(), dict(gen.engine.status)))
+        finally:
+            gen.close()
+    (together, c1, s1), (alone, c2, s2) = results
+    assert c1 == c2 and s1 == s2 and c1["programs_dropped"] > 0
+    for (a, ma), (b, mb) in zip(together, alone):
+        assert np.array_equal(a, b) and ma == mb
+
+
 def test_a_sample_rerenders_exactly_from_its_metadata(small_gen):
     for img, meta in small_gen.render([sample_seed(5, i) for i in range(6)]):
         assert meta["program"] and meta["source_hash"] and "time" in meta and "params" in meta["uniforms"]
@@ -121,6 +168,15 @@ def test_frame_inputs_survive_the_json_round_trip():
     for _ in range(200):
         v = draw_inputs(rng, 64, 64)
         assert np.array_equal(from_meta(to_meta(v)).astype(np.float32), v.astype(np.float32))
+
+
+def test_frame_inputs_of_a_batch_are_those_drawn_one_at_a_time():
+    from kdgen.gl.frames import UNIFORMS, inputs_from_uniforms
+
+    one, many = np.random.default_rng(9), np.random.default_rng(9)
+    single = np.stack([draw_inputs(one, 48, 32) for _ in range(500)])
+    batch = inputs_from_uniforms(np.stack([many.random(UNIFORMS) for _ in range(500)]), 48, 32)
+    assert single.tobytes() == batch.tobytes()
 
 
 def test_mix_blends_frames_of_different_programs():
@@ -171,6 +227,16 @@ def test_frame_checks():
     dot[7:9, 7:9] = 255  # std well above the limit, but 98% of the frame is one colour
     frames = np.stack([good, constant, faint, dot, good])
     assert frame_problems(frames, np.array([0, 0, 0, 0, 0.5])) == [None, "constant", "constant", "flat", "nonfinite"]
+
+
+def test_most_common_colour_counts_in_chunks():
+    from kdgen.gl.validate import most_common_count
+
+    rng = np.random.default_rng(2)
+    q = np.concatenate([rng.integers(0, 16, (70, 50, 3)), rng.integers(0, 2, (70, 50, 3))]).astype(np.uint8)
+    expected = [np.unique(frame, axis=0, return_counts=True)[1].max() for frame in q]
+    for chunk in (1, 7, 64, 500):
+        assert most_common_count(q, chunk).tolist() == expected
 
 
 def test_supersampling_is_an_area_average_and_counts_nonfinite_pixels():

@@ -73,6 +73,69 @@ def test_shard_bytes_equal_webdataset_tarwriter(tmp_path):
     assert (tmp_path / "ours.tar").read_bytes() == (tmp_path / "theirs.tar").read_bytes()
 
 
+def test_png_files_are_byte_for_byte_pillows():
+    """Our batch PNG encoder writes the bytes Pillow writes at PNG_COMPRESS_LEVEL: grey and RGB, flat,
+    noisy and smooth rows (every filter type wins somewhere), one-pixel edges, several IDAT chunks."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from kdgen import writer
+
+    rng = np.random.default_rng(0)
+    batches = []
+    for shape in [(32, 32, 3), (12, 16, 3), (32, 32), (1, 1, 3), (1, 5), (7, 1, 3), (64, 48, 3), (256, 256)]:
+        ramp = np.linspace(0, 255, shape[1]).reshape((1, 1, shape[1]) + (1,) * (len(shape) - 2))
+        batches += [rng.integers(0, 256, (3, *shape), dtype=np.uint8), np.zeros((2, *shape), np.uint8),
+                    (np.broadcast_to(ramp, (3, *shape)) + rng.integers(0, 3, (3, *shape))).astype(np.uint8),
+                    rng.integers(0, 4, (3, *shape), dtype=np.uint8) * 60]
+    batches.append(rng.integers(0, 256, (1, 400, 400, 3), dtype=np.uint8))  # 480 kB: 8 IDAT chunks
+    for batch in batches:
+        for img, ours in zip(batch, writer.encode_images(batch, "png")):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG", compress_level=writer.PNG_COMPRESS_LEVEL)
+            assert ours == buf.getvalue(), img.shape
+            assert ours == writer.encode_image(img, "png")
+
+
+def test_png_levels_other_than_the_default():
+    """Levels 1-9 are Pillow's bytes too; level 0 (the shaders generator's) stores the same pixels."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from kdgen import writer
+
+    rng = np.random.default_rng(1)
+    batch = (np.linspace(0, 200, 32)[None, None, :, None] + rng.integers(0, 40, (4, 24, 32, 3))).astype(np.uint8)
+    for level in (1, 9):
+        for img, ours in zip(batch, writer.encode_images(batch, "png", png_level=level)):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG", compress_level=level)
+            assert ours == buf.getvalue()
+    for images in (batch, batch[..., 0]):
+        stored = writer.encode_images(images, "png", png_level=0)
+        for img, data in zip(images, stored):
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), img)
+            assert len(data) > img.size  # stored, not deflated
+    with pytest.raises(ValueError, match="0-9"):
+        writer.encode_images(batch, "png", png_level=10)
+
+
+def test_tar_headers_are_byte_for_byte_tarfiles():
+    from kdgen import writer
+
+    names = ["000000001.png", "000000001.json", "x" * 99, "x" * 100, "d/" + "y" * 90 + "/z.png", "\u00e9.png", ""]
+    for name in names:
+        for size in (0, 1, 511, 512, 2271, 8 ** 11 - 1):
+            assert writer._tar_header(name, size) == writer._tarfile_header(name, size), (name, size)
+    for name, size in (("y" * 150, 1), ("a.png", 8 ** 11)):  # refused as tarfile refuses them
+        with pytest.raises(ValueError):
+            writer._tar_header(name, size)
+
+
 def test_same_seed_same_bytes_whatever_workers(tmp_path):
     for gen in ("leaves", "noise"):
         make(tmp_path / "w1", generator=gen, n=40, shard_size=16, workers=1)

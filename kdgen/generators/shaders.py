@@ -50,6 +50,10 @@ class Shaders(Generator):
     help = ("Fragment-shader images (the paper's 'OpenGL shaders' source): a library of hand-written "
             "families, procedurally composed programs, or your own Shadertoy-style shaders.")
     batch = 1000  # samples per render() call: more frames of one program per atlas draw
+    # 2: PNG pixels stored, not deflated (the same pixels as version 1, other file bytes)
+    version = 2
+    # deflating a 32 px frame cost about a third of its rendering on a CPU (docs/BENCHMARKS.md, issue 24)
+    png_level = 0
     DEFAULTS = defaults(ShadersOptions)
     Options = ShadersOptions
 

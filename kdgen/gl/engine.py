@@ -19,7 +19,7 @@ import numpy as np
 
 from kdgen.errors import UserError
 from kdgen.gl.context import create_context
-from kdgen.gl.frames import draw_inputs, from_meta, to_meta
+from kdgen.gl.frames import UNIFORMS, from_meta, inputs_from_uniforms, to_meta
 from kdgen.gl.procedural import procedural_program
 from kdgen.gl.renderer import Compiled, CompileError, Renderer
 from kdgen.gl.sources import Program, library_programs
@@ -61,7 +61,8 @@ class Job:
     rng: np.random.Generator
     weight: float = 1.0
     program: str = ""
-    inputs: np.ndarray | None = None
+    uniforms: np.ndarray | None = None  # the frame's draw from rng (frames.draw_inputs) ...
+    inputs: np.ndarray | None = None  # ... and the inputs made of it, for all pending jobs at once
     tries: int = 0  # frames tried with the current program
     switches: int = 0  # programs abandoned
     rejected: list = field(default_factory=list)
@@ -98,6 +99,7 @@ class Engine:
         self.status: dict[str, str | None] = {}  # program id -> None (usable) or why not
         self.cache: OrderedDict[str, Compiled] = OrderedDict()
         self.renderer = None
+        self.preload = True  # look for the programs a render call will meet and load them together
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -169,30 +171,52 @@ class Engine:
     def _usable(self, pid: str) -> bool:
         """Compile and test a program the first time it is met; remember the verdict."""
         if pid not in self.status:
-            self.status[pid] = self._load(pid)
+            self._load([pid])
         return self.status[pid] is None
 
-    def _load(self, pid: str) -> str | None:
-        program = self.program(pid)
-        try:
-            compiled = self.renderer.compile(program)
-        except CompileError as err:
-            self._reject(pid, "compile error", f"does not compile:\n{err}")
-            return "compile error"
-        # frames from a fixed stream of this program's own: the verdict is the same in every worker
-        rng = np.random.default_rng(int(program.hash, 16))
-        inputs = np.stack([draw_inputs(rng, self.rw, self.rh) for _ in range(TEST_FRAMES)])
-        frames, bad = self.renderer.draw(compiled, inputs)
-        problems = [p for p in frame_problems(to_uint8(frames), bad) if p]
-        if len(problems) >= DROP_AT:
-            compiled.release()
-            common = Counter(problems).most_common(1)[0][0]
-            self._reject(pid, "dropped", f"dropped: {len(problems)} of {TEST_FRAMES} test frames rejected "
-                                         f"(mostly {common})")
-            return "dropped"
-        self.counters["programs_loaded"] += 1
-        self._keep(pid, compiled)
-        return None
+    def _load(self, pids: list[str]) -> None:
+        """Compile and test programs met for the first time, the test frames of up to CACHE // 2 programs
+        drawn together (draw_many); each verdict goes to self.status."""
+        for at in range(0, len(pids), CACHE // 2):
+            tested = []
+            for pid in pids[at:at + CACHE // 2]:
+                program = self.program(pid)
+                try:
+                    compiled = self.renderer.compile(program)
+                except CompileError as err:
+                    self._reject(pid, "compile error", f"does not compile:\n{err}")
+                    continue
+                # frames from a fixed stream of this program's own: the verdict is the same in every worker
+                rng = np.random.default_rng(int(program.hash, 16))
+                draws = np.stack([rng.random(UNIFORMS) for _ in range(TEST_FRAMES)])
+                tested.append((pid, compiled, inputs_from_uniforms(draws, self.rw, self.rh)))
+            if not tested:
+                continue
+            frames, bad = self.renderer.draw_many([(compiled, inputs) for _, compiled, inputs in tested])
+            verdicts = frame_problems(to_uint8(frames), bad)
+            for k, (pid, compiled, _) in enumerate(tested):
+                problems = [p for p in verdicts[k * TEST_FRAMES:(k + 1) * TEST_FRAMES] if p]
+                if len(problems) >= DROP_AT:
+                    compiled.release()
+                    common = Counter(problems).most_common(1)[0][0]
+                    self._reject(pid, "dropped", f"dropped: {len(problems)} of {TEST_FRAMES} test frames rejected "
+                                                 f"(mostly {common})")
+                    continue
+                self.status[pid] = None
+                self.counters["programs_loaded"] += 1
+                self._keep(pid, compiled)
+
+    def _first_picks(self, seeds) -> list[str]:
+        """The programs not yet met that the first draw of these samples names (mix 1), in order: loaded
+        together before planning, where one at a time each would be a draw, a readback and a check."""
+        sources, found = list(self.pools), {}
+        for seq in seeds:
+            rng = np.random.default_rng(seq)  # as _plan's first _pick draws
+            pool = self.pools[sources[int(rng.integers(len(sources)))]]
+            pid = pool[int(rng.integers(len(pool)))]
+            if pid not in self.status:
+                found[pid] = None
+        return list(found)
 
     def _keep(self, pid: str, compiled: Compiled) -> None:
         self.cache[pid] = compiled
@@ -220,6 +244,10 @@ class Engine:
 
     @in_context
     def render(self, seeds) -> list[tuple[np.ndarray, dict]]:
+        if self.s.mix == 1 and self.preload:
+            new = self._first_picks(seeds)
+            self._load(new)
+            self.preload = bool(new)  # once a call meets no new program, later ones are not scanned
         samples = [self._plan(i, seq) for i, seq in enumerate(seeds)]
         jobs = [job for parts in samples for job in parts]
         pending = jobs
@@ -240,28 +268,41 @@ class Engine:
             parts = [Job(i, j, np.random.default_rng(int(s)), float(w)) for j, (s, w) in enumerate(zip(subs, weights))]
         for job in parts:
             job.program = self._pick(job.rng, {p.program for p in parts})
-            job.inputs = draw_inputs(job.rng, self.rw, self.rh)
+            job.uniforms = job.rng.random(UNIFORMS)
         return parts
 
     def _draw(self, pending: list[Job]) -> list[Job]:
-        """Render every pending job, grouped by program; returns the rejected ones in order."""
+        """Render every pending job, grouped by program, all groups through shared atlas fills; returns the
+        rejected ones in order."""
+        fresh = [job for job in pending if job.inputs is None]
+        if fresh:
+            inputs = inputs_from_uniforms(np.stack([job.uniforms for job in fresh]), self.rw, self.rh)
+            for job, v in zip(fresh, inputs):
+                job.inputs = v
         groups = defaultdict(list)
         for job in pending:
             groups[job.program].append(job)
+        pids, frames, bad = list(groups), [], []
+        for at in range(0, len(pids), CACHE // 2):  # every program of a draw_many call stays compiled
+            part = [(self._compiled(pid), np.stack([j.inputs for j in groups[pid]]))
+                    for pid in pids[at:at + CACHE // 2]]
+            f, b = self.renderer.draw_many(part)
+            frames.append(f)
+            bad.append(b)
+        frames, bad = np.concatenate(frames), np.concatenate(bad)
+        images = to_uint8(frames)
+        jobs = [job for pid in pids for job in groups[pid]]
+        self.counters["frames_rendered"] += len(jobs)
         rejected = []
-        for pid, group in groups.items():
-            frames, bad = self.renderer.draw(self._compiled(pid), np.stack([j.inputs for j in group]))
-            images = to_uint8(frames)
-            self.counters["frames_rendered"] += len(group)
-            for job, frame, image, problem in zip(group, frames, images, frame_problems(images, bad)):
-                job.frame = frame if self.s.mix > 1 else image
-                if problem is None:
-                    job.done = True
-                else:
-                    self.counters["frames_rejected"] += 1
-                    self.counters[f"frames_rejected_{problem}"] += 1
-                    job.rejected.append(problem)
-                    rejected.append(job)
+        for job, frame, image, problem in zip(jobs, frames, images, frame_problems(images, bad)):
+            job.frame = frame if self.s.mix > 1 else image
+            if problem is None:
+                job.done = True
+            else:
+                self.counters["frames_rejected"] += 1
+                self.counters[f"frames_rejected_{problem}"] += 1
+                job.rejected.append(problem)
+                rejected.append(job)
         return sorted(rejected, key=lambda j: (j.sample, j.part))
 
     def _retry(self, job: Job, parts: list[Job]) -> None:
@@ -274,7 +315,7 @@ class Engine:
                 return
             job.tries = 0
             job.program = self._pick(job.rng, {p.program for p in parts})
-        job.inputs = draw_inputs(job.rng, self.rw, self.rh)
+        job.uniforms, job.inputs = job.rng.random(UNIFORMS), None
 
     def _result(self, parts: list[Job]) -> tuple[np.ndarray, dict]:
         meta = {"supersample": self.s.supersample}

@@ -86,6 +86,7 @@ class Renderer:
         import moderngl
 
         self.ctx, self.width, self.height, self.ss = ctx, width, height, supersample
+        self.strip = moderngl.TRIANGLE_STRIP
         self.rw, self.rh = width * supersample, height * supersample  # render size of one frame
         # tile pitch, even at both resolutions: 2x2 derivative quads never straddle two tiles
         self.pw, self.ph = width + width % 2, height + height % 2
@@ -140,33 +141,66 @@ class Renderer:
     def draw(self, compiled: Compiled, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frames for `inputs` (n x NVEC*4): colours in [0, 1] (n x H x W x 3 float32, top row first)
         and each frame's fraction of non-finite pixels (drawn black)."""
-        n = len(inputs)
-        frames = np.empty((n, self.height, self.width, 3), np.float32)
-        bad = np.empty(n, np.float64)
-        tiled = compiled.program.kind == "tiled"
-        step = self.capacity if tiled else 1
-        for start in range(0, n, step):
-            batch = inputs[start:start + step]
-            cols, rows = self._draw_tiled(compiled, batch) if tiled else self._draw_plain(compiled, batch[0])
-            tiles = self._resolve(cols, rows)[:len(batch)]
-            frames[start:start + len(batch)] = tiles[:, ::-1, :, :3]  # GL rows run bottom-up
-            bad[start:start + len(batch)] = tiles[..., 3].mean(axis=(1, 2))
+        return self.draw_many([(compiled, inputs)])
+
+    def draw_many(self, groups: list[tuple[Compiled, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """draw() for several programs at once: the frames of every (compiled, inputs) group, concatenated
+        in order. Tiled programs share atlas fills: each group's tiles are drawn by its program, a quad
+        per tile, then one resolve and one readback serve the whole fill (a GPU waits for the readback;
+        llvmpipe pays numpy's per-call costs on each). Plain programs draw one frame per draw.
+        The programs must stay compiled until this returns."""
+        total = sum(len(inputs) for _, inputs in groups)
+        frames = np.empty((total, self.height, self.width, 3), np.float32)
+        bad = np.empty(total, np.float64)
+        fill: list[tuple[Compiled, np.ndarray]] = []  # groups' pieces waiting in the current fill
+        done = used = 0  # frames finished; tiles of the current fill
+
+        def flush() -> None:
+            nonlocal fill, done, used
+            if fill:
+                tiles = self._draw_fill(fill, used)
+                frames[done:done + used] = tiles[:, ::-1, :, :3]  # GL rows run bottom-up
+                bad[done:done + used] = tiles[..., 3].mean(axis=(1, 2))
+                done, fill, used = done + used, [], 0
+
+        for compiled, inputs in groups:
+            if compiled.program.kind != "tiled":
+                flush()
+                for v in inputs:
+                    self._draw_plain(compiled, v)
+                    tile = self._resolve(1, 1)[0]
+                    frames[done], bad[done] = tile[::-1, :, :3], tile[..., 3].mean()
+                    done += 1
+                continue
+            start = 0
+            while start < len(inputs):  # a group fills the rest of a fill and goes on in the next
+                piece = inputs[start:start + self.capacity - used]
+                fill.append((compiled, piece))
+                used += len(piece)
+                start += len(piece)
+                if used == self.capacity:
+                    flush()
+        flush()
         return frames, bad
 
-    def _draw_tiled(self, compiled: Compiled, batch: np.ndarray) -> tuple[int, int]:
-        n = len(batch)
+    def _draw_fill(self, fill: list[tuple[Compiled, np.ndarray]], n: int) -> np.ndarray:
+        """Draw n tiles, each group's by its own program, then resolve and read them back (as _resolve)."""
         rows = -(-n // self.cols)
-        cols = -(-n // rows)  # as few spare tiles as possible (fewer than `rows`)
-        # spare tiles repeat the last frame: finite, bounded work, discarded
-        padded = np.concatenate([batch, np.repeat(batch[-1:], rows * cols - n, axis=0)])
-        self.tiles.write(np.ascontiguousarray(padded, np.float32).tobytes(), viewport=(0, 0, NVEC, rows * cols))
-        set_uniform(compiled.gl, "kdCols", [cols])
+        cols = -(-n // rows)  # as few spare tiles as possible (fewer than `rows`): not drawn, not read
+        inputs = np.concatenate([piece for _, piece in fill]) if len(fill) > 1 else fill[0][1]
+        self.tiles.write(np.ascontiguousarray(inputs, np.float32).tobytes(), viewport=(0, 0, NVEC, n))
         self._target(self.fbo, cols * self.sw, rows * self.sh)
         self.tiles.use(0)
         for i, tex in enumerate(self.channels):
             tex.use(i + 1)
-        compiled.vao.render(vertices=3)
-        return cols, rows
+        first = 0
+        for compiled, piece in fill:  # a quad per tile, an instance per quad
+            set_uniform(compiled.gl, "kdCols", [cols])
+            set_uniform(compiled.gl, "kdFirst", [first])
+            set_uniform(compiled.gl, "kdTarget", [cols * self.sw, rows * self.sh])
+            compiled.vao.render(mode=self.strip, vertices=4, instances=len(piece))
+            first += len(piece)
+        return self._resolve(cols, rows)[:n]
 
     def _draw_plain(self, compiled: Compiled, v: np.ndarray) -> tuple[int, int]:
         prog = compiled.gl

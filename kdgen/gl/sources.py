@@ -27,13 +27,16 @@ class Program:
     id: str  # "lib/<family>", "proc/<seed>" or "dir/<relative path>"
     source: str  # "library", "procedural" or "import"
     fragment: str
-    vertex: str = VERSION + VERTEX_BODY
+    vertex: str = ""  # default: a quad per tile (tiled), the full-screen triangle (plain)
     kind: str = "tiled"
     seed: int | None = None  # procedural program seed
     hash: str = field(init=False)  # short sha1 of the fragment source
 
     def __post_init__(self):
         object.__setattr__(self, "hash", source_hash(self.fragment))
+        if not self.vertex:
+            vertex = read("tile_vertex.glsl") if self.kind == "tiled" else VERTEX_BODY
+            object.__setattr__(self, "vertex", VERSION + vertex)
 
 
 def source_hash(text: str) -> str:

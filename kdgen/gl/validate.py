@@ -21,10 +21,7 @@ def frame_problems(frames: np.ndarray, nonfinite: np.ndarray) -> list[str | None
     # the spread of every other pixel of every other row: a quarter of the work, the same verdicts
     sub = frames[:, ::2, ::2].reshape(n, -1, 3).astype(np.float32)
     std = sub.std(axis=1).max(axis=1)
-    q = (flat >> 4).astype(np.int32)
-    codes = (q[..., 0] << 8) | (q[..., 1] << 4) | q[..., 2]
-    codes += (np.arange(n, dtype=np.int32) << 12)[:, None]
-    dominant = np.bincount(codes.ravel(), minlength=n << 12).reshape(n, 1 << 12).max(axis=1) / flat.shape[1]
+    dominant = most_common_count(flat >> 4) / flat.shape[1]
     out: list[str | None] = []
     for bad, s, dom in zip(nonfinite, std, dominant):
         if bad > MAX_NONFINITE:
@@ -35,6 +32,22 @@ def frame_problems(frames: np.ndarray, nonfinite: np.ndarray) -> list[str | None
             out.append("flat")
         else:
             out.append(None)
+    return out
+
+
+def most_common_count(q: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """Per frame (n x pixels x 3 values below 16), the number of its pixels in its most common colour: one
+    bincount over `chunk` frames at a time, so that its 4,096 counters per frame stay in the cache (over a
+    whole batch of 1,000 frames the counts took longer than the other checks together)."""
+    n = len(q)
+    codes = (q[..., 0].astype(np.int32) << 8) | (q[..., 1].astype(np.int32) << 4) | q[..., 2]
+    offsets = (np.arange(chunk, dtype=np.int32) << 12)[:, None]
+    out = np.empty(n, np.int64)
+    for at in range(0, n, chunk):
+        part = codes[at:at + chunk]
+        k = len(part)
+        counts = np.bincount((part + offsets[:k]).ravel(), minlength=k << 12)
+        out[at:at + k] = counts.reshape(k, 1 << 12).max(axis=1)
     return out
 
 

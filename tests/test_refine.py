@@ -2,6 +2,7 @@
 stays untouched, unusable teachers are refused; the offline command and the online hook."""
 
 import json
+import math
 import tarfile
 
 import pytest
@@ -67,6 +68,25 @@ def test_statistics_term_falls_and_batch_statistics_move_toward_running_ones():
     assert (seen[1] - layer.running_mean).norm() < (seen[0] - layer.running_mean).norm()
 
 
+def test_statistics_term_is_the_distance_of_mean_and_biased_variance_in_any_memory_format():
+    layer = nn.BatchNorm2d(6)
+    layer.running_mean.copy_(torch.linspace(-1, 2, 6))
+    layer.running_var.copy_(torch.linspace(0.5, 3, 6))
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(8, 6, 5, 7, generator=g) * torch.linspace(0.2, 4, 6).view(1, -1, 1, 1) + 1.5
+    for x in (base, base.contiguous(memory_format=torch.channels_last)):
+        x = x.clone().requires_grad_(True)
+        with StatsProbe([layer]) as probe:
+            layer.eval()(x)
+            term = probe.take()
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+        want = (mean - layer.running_mean).norm() + (var - layer.running_var).norm()
+        assert term.item() == pytest.approx(want.item(), rel=1e-5)
+        (got,) = torch.autograd.grad(term, x)
+        (ref,) = torch.autograd.grad(want, x)
+        assert torch.allclose(got, ref, rtol=1e-4, atol=1e-6)
+
+
 def test_targets_reached_with_enough_steps_deterministic_and_teacher_untouched():
     teacher = bn_teacher()
     state = {k: v.clone() for k, v in teacher.model.state_dict().items()}
@@ -99,6 +119,23 @@ def test_plateau_rule_stops_when_the_statistics_term_stops_falling():
         parse_options("plateau=1.5")
     with pytest.raises(UserError, match="window must be at least 1"):
         parse_options("window=0")
+
+
+def test_cosine_schedule_decays_the_step_size_to_zero_at_the_last_step():
+    teacher = bn_teacher()
+    x = torch.rand(32, 1, 12, 12, generator=torch.Generator().manual_seed(4)) * 0.2 + 0.4
+    _, cfg = parse_options("steps=12,plateau=0,schedule=cosine,optimizer=sign,lr=0.05")
+    a = refine_batch(teacher, x, cfg, torch.Generator().manual_seed(0))
+    b = refine_batch(teacher, x, cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(a.images, b.images) and a.steps == 12 and a.bn_loss < a.bn_loss_start
+    # sign steps of size lr * (1 + cos(pi i / 12)) / 2, i = 0..11: no pixel moves further than their sum
+    reach = sum(0.05 * 0.5 * (1 + math.cos(math.pi * i / 12)) for i in range(12))
+    assert reach == pytest.approx(6.5 * 0.05) and (a.images - x).abs().max() <= reach + 1e-6
+    constant = refine_batch(teacher, x, RefineConfig(steps=12, plateau=0, optimizer="sign", lr=0.05),
+                            torch.Generator().manual_seed(0))
+    assert not torch.equal(constant.images, a.images)
+    with pytest.raises(UserError, match="choose one of constant, cosine"):
+        parse_options("schedule=linear")
 
 
 def test_fair_targets_include_each_source_own_class():

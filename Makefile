@@ -170,8 +170,8 @@ report: students scores sheets  ## regenerate the results report from the runs' 
 
 # The demo (PROFILE=demo): the teacher, the student distilled on the original images, and `kdtrain student`
 # at the same budget (DEMO_STEPS steps of 128, refined images with the online attack) compared with it.
-DEMO_STEPS  ?= 500
-DEMO_IMAGES ?= 1500
+DEMO_STEPS  ?= 400
+DEMO_IMAGES ?= 1000
 demo-student: $(R)/original/summary.json
 	$(KDTRAIN) student --teacher $(T) --out $(R)/student --budget $$(($(DEMO_STEPS) * 128)) --images $(DEMO_IMAGES) \
 	  --reference $(R)/original --workers $(WORKERS) --no-progress

@@ -34,7 +34,7 @@ test: install  ## run the test suite
 lint: install  ## ruff
 	$(BIN)/ruff check kdgen kdtrain tests bench
 
-demo: install  ## a Fashion-MNIST teacher, then `kdtrain student` on it beside the original-data student (about 5 min on 2 cores with bf16, install included)
+demo: install  ## a Fashion-MNIST teacher, then `kdtrain student` on it beside the original-data student (about 8 min on 2 cores without bf16, install included)
 	$(MAKE) --no-print-directory demo-student PROFILE=demo
 
 # `make student`: one command from a teacher file to a deployable student (kdtrain student); BUDGET=N is Nx.

@@ -60,9 +60,6 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None,
     else:
         parts.append("")
     parts.append(sections.spearman_section(students, conf))
-    held = sections.holdout_section(students)
-    if held:
-        parts.append(held)
     if scored(students):
         figures.append((lambda p: plot_score_vs_top1(students, p), "score_vs_top1.png"))
         parts += [f"![score metrics against student top-1]({files.name}/score_vs_top1.png)", ""]
@@ -73,6 +70,9 @@ def write_report(runs: Path, data: Path, out_md: Path, title: str | None = None,
         parts += [f"Class histograms and teacher features of every scored set (`kdtrain score`, "
                   f"{count(score_file.get('limit'))} samples per set at most):", "",
                   f"![kdtrain score]({files.name}/score.png)", ""]
+    held = sections.holdout_section(students)
+    if held:
+        parts.append(held)
     sheets = [r for r in students if r.sheet]
     if sheets:
         parts += ["## Contact sheets", ""]

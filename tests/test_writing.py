@@ -23,6 +23,8 @@ from kdgen.lock import OutputLock, hold_run_folder
 from kdgen.runner import RunConfig, generate
 from kdtrain.cli.main import cli as kdtrain_cli
 from kdtrain.data.shards import expand_patterns, iterate_raw
+from kdtrain.quality import curate
+from kdtrain.synth import attack, refine
 from tests._kdtrain_fixtures import write_shards, write_teacher
 from tests.conftest import assert_one_line_error
 
@@ -123,7 +125,8 @@ def test_every_labelled_set_carries_the_teachers_prediction_as_cls(kit, tmp_path
     assert res.exit_code == 0, res.output
     samples = list(iterate_raw(expand_patterns([f"{out}-*.tar"])))
     assert samples and all(s["label"] == s["meta"]["params"]["teacher_pred"] >= 0 for s in samples)
-    assert manifest.load(tmp_path / f"{cmd}-manifest.json")["generator_version"] == 1
+    versions = {"attack": attack.VERSION, "refine": refine.VERSION, "curate": curate.VERSION}
+    assert manifest.load(tmp_path / f"{cmd}-manifest.json")["generator_version"] == versions[cmd]
 
 
 def test_a_second_kdgen_run_into_the_same_dataset_is_refused_naming_the_first(tmp_path):

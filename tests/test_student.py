@@ -71,6 +71,8 @@ def test_one_command_from_teacher_to_exported_student(finished):
     assert sum(ref["class_counts"]) == sum(ref["target_counts"]) == 48 == len(ref["class_counts"]) * 4.8
     assert 0 <= ref["class_entropy"] <= 1 and 0 <= ref["target_entropy"] <= 1 and len(ref["class_names"]) == 10
     assert refined["summary"]["class_counts"] == ref["class_counts"]  # kept in the manifest, as `refine` keeps it
+    assert refined["summary"]["class_entropy"] == ref["class_entropy"]
+    assert refined["summary"]["target_entropy"] == ref["target_entropy"]
     # the held-out refined images were never in a training batch: the trained shards' keys all pass the hash
     trained = json.loads((out / "student" / "summary.json").read_text())["shards_seen_by_rank"][0]
     assert trained and all(s.startswith("shaders_ref-") for s in trained)

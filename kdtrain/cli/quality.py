@@ -147,15 +147,9 @@ def skipped(found) -> str:
     return f"; skipped {', '.join(parts)}" if parts else ""
 
 
-def balance(counts) -> float | None:
-    """Relative entropy of a class histogram, rounded as the manifest's summary keeps it."""
-    from kdtrain.quality.scoring import relative_entropy
-
-    rel = relative_entropy(counts)
-    return None if rel is None else round(rel, 4)
-
-
 def echo_balance(counts, names, what: str = "teacher predictions") -> None:
+    from kdtrain.quality.scoring import balance
+
     rel = balance(counts)
     if rel is None:
         return
@@ -215,6 +209,7 @@ def attack_cmd(**o):
 
 def refine_cmd(**o):
     """Refine a surrogate set toward the teacher's BatchNorm statistics; write the results as new shards."""
+    from kdtrain.quality.scoring import balance
     from kdtrain.synth.refine import VERSION, batchnorm_layers, run_offline
 
     cfg = config_of(RefineConfig, o)

@@ -163,22 +163,24 @@ def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
             tqdm(total=cfg.images, unit="img", desc="refine", disable=not cfg.progress) as bar:
         stats = run_offline(teacher, iterate_shards(sources, spec, 256, limit=cfg.images), writer, rcfg, cfg.seed,
                             cfg.images, match_stats=True, progress=bar.update)
-        writer.meta["summary"] = stats  # into the manifest, as `kdtrain refine` keeps it
+        balanced = balance_of(stats, list(teacher.class_names))
+        # into the manifest, with the entropies, as `kdtrain refine` keeps it
+        writer.meta["summary"] = {**stats, "target_entropy": balanced.get("target_entropy"),
+                                  "class_entropy": balanced.get("class_entropy")}
     return {**made, "count": stats["written"], "rate": round(stats["sources"] / (time.perf_counter() - start), 1),
             "confidence": stats["confidence"], "bn_loss": [stats["bn_loss_start"], stats["bn_loss_end"]],
-            **balance_of(stats, list(teacher.class_names))}
+            **balanced}
 
 
 def balance_of(stats: dict, class_names: list[str] | None) -> dict:
     """What refinement gave each class: the teacher's predictions of the refined images and the targets,
     per class, with the relative entropy of each histogram (1: every class an equal share)."""
-    from kdtrain.quality.scoring import relative_entropy
+    from kdtrain.quality.scoring import balance
 
     out = {"class_names": class_names} if class_names else {}
     for key, name in (("class_counts", "class"), ("target_counts", "target")):
         if stats.get(key):
-            rel = relative_entropy(stats[key])
-            out.update({key: list(stats[key]), f"{name}_entropy": None if rel is None else round(rel, 4)})
+            out.update({key: list(stats[key]), f"{name}_entropy": balance(stats[key])})
     if stats.get("reached_target") is not None:
         out["reached_target"] = stats["reached_target"]
     return out

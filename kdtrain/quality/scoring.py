@@ -44,6 +44,12 @@ def relative_entropy(counts) -> float | None:
     return float(-(p * p.log()).sum() / math.log(len(counts)))
 
 
+def balance(counts) -> float | None:
+    """relative_entropy rounded as manifests and summaries keep it (4 places); None for an empty histogram."""
+    rel = relative_entropy(counts)
+    return None if rel is None else round(rel, 4)
+
+
 class SetScorer:
     """Streaming accumulator of the scores of one set: feed `update(logits, features)` per batch."""
 

@@ -29,7 +29,7 @@ $(FMNIST):
 install: $(BIN)/kdgen $(FMNIST)  ## create .venv with everything, and Debian's Fashion-MNIST files
 
 test: install  ## run the test suite
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: install  ## ruff
 	$(BIN)/ruff check kdgen kdtrain tests bench

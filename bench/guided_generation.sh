@@ -1,33 +1,37 @@
 #!/usr/bin/env bash
-# Teacher-guided generation against pixel refinement on one teacher of bench/grid.sh (docs/RESULTS.md):
-# 2,500 images of one 50,000-image shader pool kept at random, kept by bench/guided_generation.py, and that
-# guided set refined with the defaults; one student each (1x, no attack, as the grid's noadv rows).
+# Teacher-guided selection against pixel refinement, on one cell of bench/grid.sh (docs/RESULTS.md, "Teacher-guided
+# generation"): students (1x, no attack, as the grid's noadv rows) on the cell's unrefined images, the first
+# --images rendered (off-BUDGET/data/shaders: a random draw) and the teacher-guided selection from the pool
+# (student-BUDGET/data/shaders), beside the grid's refined rows; then what each stage cost, from the runs' stages.json.
 #
-#   R=runs/grid/digits-resnet8 DATA=digits bench/guided_generation.sh
+#   R=runs/grid/digits-resnet8 DATA=digits bench/guided_generation.sh     # after bench/grid.sh made that cell
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 R=${R:-runs/grid/fashion-mnist-resnet8}
 DATA=${DATA:-fashion-mnist}
-N=${N:-2500}
-POOL=${POOL:-data/guided/pool}
-D=$R/guided
+BUDGET=${BUDGET:-1x}
+STEPS=$(( $(echo "$BUDGET" | tr -d x) * 1500 ))
 T=$R/teacher/teacher.pt
 run() { echo "+ $*"; "$@"; }
 
-[ -f "$POOL/shaders-manifest.json" ] && grep -q '"complete": true' "$POOL/shaders-manifest.json" || \
-  run "$BIN/kdgen" shaders --n 50000 --size 28 --seed 1 --out "$POOL" --workers 2 --quiet
-for kind in random guided; do
-  flag=(); [ $kind = random ] && flag=(--random)
-  [ -f "$D/data/$kind-guided.json" ] || run "$BIN/python" bench/guided_generation.py --teacher "$T" \
-    --pool "$POOL/shaders-0*.tar" --n "$N" --out "$D/data/$kind" "${flag[@]}"
+for set in random guided; do
+  from=$R/student-$BUDGET; [ $set = random ] && from=$R/off-$BUDGET
+  [ -f "$R/raw-$set-$BUDGET/summary.json" ] || run "$BIN/kdtrain" distill --teacher "$T" --eval "$DATA" \
+    --shards "$from/data/shaders-0*.tar" --steps "$STEPS" --samples-per-epoch $(( STEPS * 128 / 10 )) \
+    --no-progress --no-tensorboard --out "$R/raw-$set-$BUDGET" --resume
 done
-[ -f "$D/data/guided_ref-manifest.json" ] && grep -q '"complete": true' "$D/data/guided_ref-manifest.json" || \
-  run "$BIN/kdtrain" refine --teacher "$T" --shards "$D/data/guided-0*.tar" --out "$D/data/guided_ref" --no-progress
-for set in random guided guided_ref; do
-  [ -f "$D/$set/summary.json" ] || run "$BIN/kdtrain" distill --teacher "$T" --eval "$DATA" \
-    --shards "$D/data/$set-0*.tar" --steps 1500 --samples-per-epoch 19200 --no-progress --no-tensorboard \
-    --out "$D/$set" --resume
-done
-for set in random guided guided_ref; do
-  echo "$set: $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['student_top1'])" "$D/$set/summary.json")"
-done
+
+"$BIN/python" - "$R" "$BUDGET" <<'PY'
+import json, sys
+from pathlib import Path
+r, b = Path(sys.argv[1]), sys.argv[2]
+top = lambda run: json.loads((r / run / "summary.json").read_text())["student_top1"]
+o = top("original")
+print(f"{r.name}, {b}, no attack; original-data student {100 * o:.1f}%")
+for label, run in (("random draw, unrefined", f"raw-random-{b}"), ("guided selection, unrefined", f"raw-guided-{b}"),
+                   ("random draw, refined", f"off-noadv-{b}"), ("guided selection, refined", f"noadv-{b}")):
+    print(f"  {label:28s} {100 * top(run):.1f}%  ({100 * top(run) / o:.1f}%)")
+for run in (f"off-{b}", f"student-{b}"):
+    st = json.loads((r / run / "stages.json").read_text())["done"]
+    print(f"  {run}: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in st.items() if k != "distill"))
+PY

@@ -1,5 +1,6 @@
-"""`kdtrain student`: teacher file -> surrogate shaders -> refinement -> distillation with the attack -> export,
-on a tiny budget, end to end in real processes; continuing after a kill; bad input."""
+"""`kdtrain student`: teacher file -> a pool of surrogate shaders -> teacher-guided selection -> refinement ->
+distillation with the attack -> export, on a tiny budget, end to end in real processes; continuing after a kill;
+bad input."""
 
 import json
 import os
@@ -48,13 +49,19 @@ def finished(tmp_path_factory):
 def test_one_command_from_teacher_to_exported_student(finished):
     _, out, proc = finished
     lines = proc.stdout.splitlines()
-    for n, stage in enumerate(("surrogate images", "refinement", "distillation into cnn-tiny with the online attack"),
-                              1):
-        assert any(ln.startswith(f"[{n}/3] {stage}") and "done in" in ln for ln in lines), proc.stdout
+    for n, stage in enumerate(("surrogate images: 960 shaders", "teacher-guided selection: 48", "refinement",
+                               "distillation into cnn-tiny with the online attack"), 1):
+        assert any(ln.startswith(f"[{n}/4] {stage}") and "done in" in ln for ln in lines), proc.stdout
+    pool = json.loads((out / "data" / "shaders_pool-manifest.json").read_text())
     shaders = json.loads((out / "data" / "shaders-manifest.json").read_text())
     refined = json.loads((out / "data" / "shaders_ref-manifest.json").read_text())
+    assert pool["num_samples"] == 20 * 48 and pool["generator"] == "shaders"  # --pool 20 times --images
     assert shaders["num_samples"] == refined["num_samples"] == 48 and refined["generator"] == "refine"
+    assert shaders["generator"] == "guided" and shaders["summary"]["pool_images"] == 960
     summary = json.loads((out / "summary.json").read_text())
+    chosen = summary["stages"]["select"]
+    assert sum(chosen["class_counts"]) == 48 and sum(chosen["pool_class_counts"]) == 960
+    assert 1 <= chosen["groups_kept"] <= chosen["groups"]
     assert summary["steps"] == 12 and summary["samples_seen"] == 192 == summary["budget_samples"]
     assert summary["export"]["pt2"] == str(out / "student" / "student.pt2") and Path(summary["export"]["pt2"]).is_file()
     assert 0 < summary["holdout_samples"] < 48 and 0 <= summary["holdout_agreement"] <= 1
@@ -63,7 +70,8 @@ def test_one_command_from_teacher_to_exported_student(finished):
     assert run_config["adv"] == "fraction=0.5,every=1" and run_config["shards"] == [f"{out}/data/shaders_ref-0*.tar"]
     # the closing table names every file made, and the quality figure
     table = proc.stdout[proc.stdout.index("stage  "):]
-    for made in ("shaders-*.tar", "shaders_ref-*.tar", "student.pt", "student.pt2", "held-out refined images",
+    for made in ("shaders_pool-*.tar", "shaders-*.tar", "shaders_ref-*.tar", "student.pt", "student.pt2",
+                 "held-out refined images", "teacher-guided selection: 48 of 960 pool images, from",
                  "refined images per class (teacher's prediction): relative entropy"):
         assert made in table
     # what refinement gave each class: the teacher's predictions and the targets, both summing to the set
@@ -79,7 +87,7 @@ def test_one_command_from_teacher_to_exported_student(finished):
     assert sum(held_out("shaders_ref-000000.tar", f"{i:09d}", 0.05) for i in range(48)) == summary["holdout_samples"]
 
     again = subprocess.run(_cmd(finished[0], out), capture_output=True, text=True, timeout=300, env=_env())
-    assert again.returncode == 0 and again.stdout.count("done earlier") == 3, again.stdout + again.stderr[-2000:]
+    assert again.returncode == 0 and again.stdout.count("done earlier") == 4, again.stdout + again.stderr[-2000:]
 
 
 def test_a_killed_run_continues_from_its_last_stage_to_the_same_student(finished, tmp_path):
@@ -87,21 +95,40 @@ def test_a_killed_run_continues_from_its_last_stage_to_the_same_student(finished
     out = tmp_path / "run"
     proc = subprocess.Popen(_cmd(teacher, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     kill_at_first_checkpoint(proc, out / "student", timeout=600)  # in the distillation stage
-    assert json.loads((out / "stages.json").read_text())["done"].keys() == {"surrogate", "refine"}
+    assert json.loads((out / "stages.json").read_text())["done"].keys() == {"surrogate", "select", "refine"}
 
     rerun = subprocess.run(_cmd(teacher, out), capture_output=True, text=True, timeout=600, env=_env())
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert rerun.stdout.count("done earlier") == 2 and "[3/3] distillation" in rerun.stdout
-    for name in ("shaders-000000.tar", "shaders_ref-000000.tar"):  # the same images (their JSON names the folder)
+    assert rerun.stdout.count("done earlier") == 3 and "[4/4] distillation" in rerun.stdout
+    # the same images (their JSON names the folder)
+    for name in ("shaders_pool-000000.tar", "shaders-000000.tar", "shaders_ref-000000.tar"):
         assert _images(out / "data" / name) == _images(done / "data" / name)
     a = torch.load(out / "student" / "student.pt", weights_only=True)["state_dict"]
     b = torch.load(done / "student" / "student.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_without_selection_the_rendered_images_are_refined(finished, tmp_path):
+    out = tmp_path / "r"
+    proc = subprocess.run(_cmd(finished[0], out, "--select", "off", "--budget", "32", "--adv", "off"),
+                          capture_output=True, text=True, timeout=600, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[1/3] surrogate images: 48 shaders" in proc.stdout and "[3/3] distillation into cnn-tiny:" in proc.stdout
+    shaders = json.loads((out / "data" / "shaders-manifest.json").read_text())
+    assert shaders["generator"] == "shaders" and shaders["num_samples"] == 48
+    assert not list((out / "data").glob("shaders_pool*")) and "select" not in json.loads(
+        (out / "summary.json").read_text())["stages"]
+    # the same images as the first 48 of the guided run's pool: one seed, one generator
+    pool = _images(finished[1] / "data" / "shaders_pool-000000.tar")
+    first = [v for k, v in pool.items() if int(k[:9]) < 48]
+    assert list(_images(out / "data" / "shaders-000000.tar").values()) == first
+
+
 @pytest.mark.parametrize("extra, needle", [
     (["--budget", "lots"], "--budget 'lots'"),
     (["--images", "5"], "--images must be at least 20"),
+    (["--select", "best"], "--select"),
+    (["--pool", "1"], "--pool"),
 ])
 def test_bad_input_is_one_line(finished, tmp_path, extra, needle):
     proc = subprocess.run(_cmd(finished[0], tmp_path / "r", *extra), capture_output=True, text=True, timeout=120,

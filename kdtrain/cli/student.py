@@ -9,8 +9,9 @@ from kdgen.settings import dataclass_options
 
 
 def student_cmd(**kw):
-    """From a teacher file to a deployable student: surrogate images, refinement, distillation with the online
-    attack, export (OUT/student/student.pt2). Run the same command again to continue an interrupted run."""
+    """From a teacher file to a deployable student: surrogate images (a pool and the teacher-guided selection
+    from it), refinement, distillation with the online attack, export (OUT/student/student.pt2). Run the same
+    command again to continue an interrupted run."""
     from kdtrain.pipeline.student import StudentConfig, make_student
 
     make_student(StudentConfig(**kw), command=command_line(), echo=click.echo)

@@ -1,7 +1,10 @@
 """Teacher file -> deployable student in one call: the recipe measured best in docs/RESULTS.md.
 
 `make_student(config)` runs the stages in order, each a plain function of the packages below:
-  1. surrogate images: kdgen's generator (shaders by default), at the teacher's input size;
+  1. surrogate images: kdgen's generator (shaders by default), at the teacher's input size; by default a
+     pool of --pool times the images needed, from which
+  1b. teacher-guided selection keeps those of the generator settings whose BatchNorm statistics the
+     teacher finds closest to its own, an equal share per predicted class (kdtrain.quality.guided);
   2. refinement: the images pulled toward the teacher's BatchNorm statistics (kdtrain.synth.refine);
   3. distillation on the refined images with the online boundary attack (kdtrain.train.distill), which
      holds out a slice of them (agreement and KL: the quality figure without real test data) and writes
@@ -29,6 +32,7 @@ from kdtrain.train.config import DistillConfig
 BASE_STEPS, BASE_BATCH = 1500, 128  # "1x": the budget of every row of docs/RESULTS.md's main table
 BASE_SAMPLES = BASE_STEPS * BASE_BATCH
 SOURCES = ("shaders", "leaves", "noise", "photos")
+SELECTIONS = ("guided", "off")
 EVALUATIONS = 10  # evaluations (and checkpoints) in a long distillation
 
 
@@ -49,6 +53,11 @@ class StudentConfig:
     source: str = knob("shaders", "surrogate images (a kdgen generator): shaders (measured best; needs EGL), "
                                   "leaves, noise or photos (the photos extra)", choices=SOURCES)
     images: int = knob(5000, "surrogate images made and refined (5% of them are held out of training)")
+    select: str = knob("guided", "which surrogate images to refine: guided (render a pool of --pool times "
+                                 "--images and keep those of the generator settings whose BatchNorm statistics "
+                                 "the teacher finds closest to its own, an equal share per predicted class) or "
+                                 "off (refine the first --images rendered)", choices=SELECTIONS)
+    pool: int = knob(20, "with --select guided: the raw pool's size, in multiples of --images", min=2)
     student: str = knob("cnn-tiny", _distill_help("student"))
     adv: str = knob("fraction=0.5,every=1", "online boundary attack during distillation (distill's --adv); "
                                             "'off' to leave it out")
@@ -81,6 +90,10 @@ class StudentConfig:
             raise UserError(f"--teacher {self.teacher}: no such file")
         if self.source not in SOURCES:
             raise UserError(f"--source {self.source!r}: use one of {', '.join(SOURCES)}")
+        if self.select not in SELECTIONS:
+            raise UserError(f"--select {self.select!r}: use one of {', '.join(SELECTIONS)}")
+        if self.select == "guided" and self.pool < 2:
+            raise UserError(f"--pool must be at least 2 (times --images), got {self.pool}")
         if self.images < 20:
             raise UserError(f"--images must be at least 20 (5% are held out), got {self.images}")
         if self.batch_size < 1:
@@ -88,6 +101,9 @@ class StudentConfig:
         budget_samples(self.budget)
         check_out_folder(self.out)
         return self
+
+    def guided(self) -> bool:
+        return self.select == "guided"
 
     def steps(self) -> int:
         return max(1, math.ceil(budget_samples(self.budget) / self.batch_size))
@@ -111,23 +127,57 @@ def budget_samples(text: str) -> int:
 # ---------------------------------------------------------------------------------------------- stages
 
 def make_surrogate(cfg: StudentConfig, data: Path, spec, command: str | None) -> dict:
-    """Stage 1: cfg.images surrogate images at the teacher's input size (kdgen resumes a killed run). Made in
-    a child process: an EGL context in this process would share it with torch (which crashed here)."""
+    """Stage 1: cfg.images surrogate images at the teacher's input size, or with guided selection a pool of
+    cfg.pool times that many (kdgen resumes a killed run). Made in a child process: an EGL context in this
+    process would share it with torch (which crashed here)."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from kdgen.errors import UserError
     from kdgen.runner import RunConfig, generate
 
-    run = RunConfig(generator=cfg.source, n=cfg.images, size=(spec.width, spec.height), out=data, name=cfg.source,
-                    seed=cfg.seed, workers=cfg.workers_n(), command=command, progress=cfg.progress)
+    name, n = raw_name(cfg), cfg.images * (cfg.pool if cfg.guided() else 1)
+    run = RunConfig(generator=cfg.source, n=n, size=(spec.width, spec.height), out=data, name=name, seed=cfg.seed,
+                    workers=cfg.workers_n(), command=command, progress=cfg.progress)
     try:
         with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
             s = pool.submit(generate, run).result()
     except UserError as e:
         raise UserError(f"making {cfg.source} images: {e}") from None
-    return {"made": f"{data / cfg.source}-*.tar", "count": cfg.images, "unit": "images",
-            "rate": round(s["images_per_s"], 1)}
+    return {"made": f"{data / name}-*.tar", "count": n, "unit": "images", "rate": round(s["images_per_s"], 1)}
+
+
+def raw_name(cfg: StudentConfig) -> str:
+    """The rendered set's name: the pool guided selection chooses from, or the images refined."""
+    return f"{cfg.source}_pool" if cfg.guided() else cfg.source
+
+
+def select_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
+    """Stage 1b of a guided run: cfg.images of the pool, kept by the teacher's BatchNorm statistics loss of
+    their generator settings and an equal share per predicted class (kdtrain.quality.guided). Cheap (one
+    teacher forward per pool image), so a killed selection simply runs again."""
+    from tqdm import tqdm
+
+    from kdgen.shardset import DatasetWriter
+    from kdtrain.data.shards import iterate_shards
+    from kdtrain.quality import guided
+
+    teacher = load_teacher_for(cfg)
+    spec, classes = teacher.spec, int(teacher.num_classes)
+    pool = [f"{data / raw_name(cfg)}-0*.tar"]
+    total = cfg.images * cfg.pool
+    start = time.perf_counter()
+    with tqdm(total=total, unit="img", desc="select", disable=not cfg.progress) as bar:
+        score = guided.score_pool(teacher, iterate_shards(pool, spec, 256), progress=bar.update)
+    kept = guided.select(score, cfg.images, classes, cfg.seed)
+    report = guided.summary(score, kept, classes)
+    params = {"pool": pool, "teacher": str(cfg.teacher), "group_images": guided.GROUP_IMAGES}
+    with DatasetWriter(data, cfg.source, generator="guided", params=params, size=(spec.width, spec.height),
+                       seed=cfg.seed, command=command, overwrite=True, generator_version=guided.VERSION) as writer:
+        guided.write_kept(iterate_shards(pool, spec, 256), kept, writer)
+        writer.meta["summary"] = report
+    return {"made": f"{data / cfg.source}-*.tar", "count": len(kept), "unit": "images",
+            "rate": round(total / (time.perf_counter() - start), 1), **report}
 
 
 def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
@@ -274,14 +324,16 @@ def _run_stages(cfg: StudentConfig, out: Path, spec, command: str | None, echo: 
     stages = Stages(out, cfg.settings(), echo)
     attack = "" if str(cfg.adv).lower() in ("off", "none", "") else " with the online attack"
     steps = cfg.steps()
-    made = {
-        "surrogate": stages.run(1, 3, "surrogate", f"surrogate images: {cfg.images:,} {cfg.source} at "
-                                f"{spec.width}x{spec.height}", lambda: make_surrogate(cfg, data, spec, command)),
-        "refine": stages.run(2, 3, "refine", f"refinement toward the teacher's BatchNorm statistics: {cfg.images:,} "
-                             "images", lambda: refine_set(cfg, data, command)),
-        "distill": stages.run(3, 3, "distill", f"distillation into {cfg.student}{attack}: {steps:,} steps of "
-                              f"{cfg.batch_size}, then export", lambda: distill_student(cfg, data, run, command)),
-    }
+    plan = [("surrogate", f"surrogate images: {cfg.images * (cfg.pool if cfg.guided() else 1):,} {cfg.source} at "
+                          f"{spec.width}x{spec.height}", lambda: make_surrogate(cfg, data, spec, command))]
+    if cfg.guided():
+        plan.append(("select", f"teacher-guided selection: {cfg.images:,} of them, by their settings' BatchNorm "
+                               "statistics and an equal share per class", lambda: select_set(cfg, data, command)))
+    plan += [("refine", f"refinement toward the teacher's BatchNorm statistics: {cfg.images:,} images",
+              lambda: refine_set(cfg, data, command)),
+             ("distill", f"distillation into {cfg.student}{attack}: {steps:,} steps of {cfg.batch_size}, then export",
+              lambda: distill_student(cfg, data, run, command))]
+    made = {name: stages.run(i, len(plan), name, title, fn) for i, (name, title, fn) in enumerate(plan, 1)}
     summary = {"teacher": cfg.teacher, "out": str(out), "budget_samples": steps * cfg.batch_size,
                **{k: made["distill"].get(k) for k in ("model_file", "export", "steps", "samples_seen", "student_top1",
                                                      "teacher_top1", "agreement", "eval_samples", "holdout_agreement",
@@ -320,6 +372,11 @@ def closing_table(s: dict) -> str:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     lines.append(f"total {_took(s['seconds'])}")
+    sel = st.get("select") or {}
+    if sel.get("groups"):
+        lines.append(f"teacher-guided selection: {sel['kept']:,} of {sel['pool_images']:,} pool images, from "
+                     f"{sel['groups_kept']} of {sel['groups']} generator settings; per predicted class "
+                     f"{min(sel['class_counts']):,} to {max(sel['class_counts']):,}")
     ref = st.get("refine") or {}
     if ref.get("class_counts"):
         counts = ref["class_counts"]

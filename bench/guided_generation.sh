@@ -5,23 +5,25 @@
 # (student-BUDGET/data/shaders), beside the grid's refined rows; then what each stage cost, from the runs' stages.json.
 #
 #   R=runs/grid/digits-resnet8 DATA=digits bench/guided_generation.sh     # after bench/grid.sh made that cell
+#   R=runs/custom-digits DATA=digits TAG=pt2 T=runs/custom-digits/teacher/pt2/teacher.pt2 bench/guided_generation.sh
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 R=${R:-runs/grid/fashion-mnist-resnet8}
 DATA=${DATA:-fashion-mnist}
 BUDGET=${BUDGET:-1x}
+TAG=${TAG:-$BUDGET}  # the runs' suffix: student-TAG, off-TAG (pt2 for bench/teacher_formats.sh's rows)
 STEPS=$(( $(echo "$BUDGET" | tr -d x) * 1500 ))
-T=$R/teacher/teacher.pt
+T=${T:-$R/teacher/teacher.pt}
 run() { echo "+ $*"; "$@"; }
 
 for set in random guided; do
-  from=$R/student-$BUDGET; [ $set = random ] && from=$R/off-$BUDGET
-  [ -f "$R/raw-$set-$BUDGET/summary.json" ] || run "$BIN/kdtrain" distill --teacher "$T" --eval "$DATA" \
+  from=$R/student-$TAG; [ $set = random ] && from=$R/off-$TAG
+  [ -f "$R/raw-$set-$TAG/summary.json" ] || run "$BIN/kdtrain" distill --teacher "$T" --eval "$DATA" \
     --shards "$from/data/shaders-0*.tar" --steps "$STEPS" --samples-per-epoch $(( STEPS * 128 / 10 )) \
-    --no-progress --no-tensorboard --out "$R/raw-$set-$BUDGET" --resume
+    --no-progress --no-tensorboard --out "$R/raw-$set-$TAG" --resume
 done
 
-"$BIN/python" - "$R" "$BUDGET" <<'PY'
+"$BIN/python" - "$R" "$TAG" <<'PY'
 import json, sys
 from pathlib import Path
 r, b = Path(sys.argv[1]), sys.argv[2]

@@ -114,6 +114,7 @@ def test_without_selection_the_rendered_images_are_refined(finished, tmp_path):
                           capture_output=True, text=True, timeout=600, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[1/3] surrogate images: 48 shaders" in proc.stdout and "[3/3] distillation into cnn-tiny:" in proc.stdout
+    assert yaml.safe_load((out / "student" / "config.yaml").read_text())["adv"] is None
     shaders = json.loads((out / "data" / "shaders-manifest.json").read_text())
     assert shaders["generator"] == "shaders" and shaders["num_samples"] == 48
     assert not list((out / "data").glob("shaders_pool*")) and "select" not in json.loads(
@@ -122,6 +123,19 @@ def test_without_selection_the_rendered_images_are_refined(finished, tmp_path):
     pool = _images(finished[1] / "data" / "shaders_pool-000000.tar")
     first = [v for k, v in pool.items() if int(k[:9]) < 48]
     assert list(_images(out / "data" / "shaders-000000.tar").values()) == first
+
+
+def test_without_refinement_the_selected_images_are_distilled(finished, tmp_path):
+    out = tmp_path / "r"
+    proc = subprocess.run(_cmd(finished[0], out, "--no-refine", "--budget", "32"), capture_output=True, text=True,
+                          timeout=600, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[2/3] teacher-guided selection" in proc.stdout and "] refinement" not in proc.stdout
+    assert "held-out surrogate images" in proc.stdout
+    run_config = yaml.safe_load((out / "student" / "config.yaml").read_text())
+    assert run_config["shards"] == [f"{out}/data/shaders-0*.tar"] and not list((out / "data").glob("shaders_ref*"))
+    # the same selection as the refined run's: one pool, one teacher, one seed
+    assert _images(out / "data" / "shaders-000000.tar") == _images(finished[1] / "data" / "shaders-000000.tar")
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -6,9 +6,10 @@
   1b. teacher-guided selection keeps those of the generator settings whose BatchNorm statistics the
      teacher finds closest to its own, an equal share per predicted class (kdtrain.quality.guided);
   2. refinement: the images pulled toward the teacher's BatchNorm statistics (kdtrain.synth.refine);
-  3. distillation on the refined images with the online boundary attack (kdtrain.train.distill), which
-     holds out a slice of them (agreement and KL: the quality figure without real test data) and writes
-     the student as a checkpoint and as a torch.export file (plus ONNX with the onnx extra).
+  3. distillation on the refined images (--no-refine: the selected ones) with the online boundary attack
+     (kdtrain.train.distill), which holds out a slice of them (agreement and KL: the quality figure without
+     real test data) and writes the student as a checkpoint and as a torch.export file (plus ONNX with the
+     onnx extra).
 Each stage resumes on its own, byte-identical to a run never interrupted (kdgen's generation, the
 refinement's writer, distill's --resume); OUT/stages.json records the settings and the stages finished,
 so the same command run again continues from the last finished stage and ends with the same files.
@@ -58,6 +59,8 @@ class StudentConfig:
                                  "the teacher finds closest to its own, an equal share per predicted class) or "
                                  "off (refine the first --images rendered)", choices=SELECTIONS)
     pool: int = knob(20, "with --select guided: the raw pool's size, in multiples of --images", min=2)
+    refine: bool = knob(True, "refine the images toward the teacher's BatchNorm statistics before distilling "
+                              "(--no-refine: distil on the selected images as they are, no backward pass)")
     student: str = knob("cnn-tiny", _distill_help("student"))
     adv: str = knob("fraction=0.5,every=1", "online boundary attack during distillation (distill's --adv); "
                                             "'off' to leave it out")
@@ -145,6 +148,11 @@ def make_surrogate(cfg: StudentConfig, data: Path, spec, command: str | None) ->
     except UserError as e:
         raise UserError(f"making {cfg.source} images: {e}") from None
     return {"made": f"{data / name}-*.tar", "count": n, "unit": "images", "rate": round(s["images_per_s"], 1)}
+
+
+def trained_name(cfg: StudentConfig) -> str:
+    """The set distillation trains on: the refined images, or the selected (or rendered) ones unrefined."""
+    return f"{cfg.source}_ref" if cfg.refine else cfg.source
 
 
 def raw_name(cfg: StudentConfig) -> str:
@@ -237,15 +245,16 @@ def balance_of(stats: dict, class_names: list[str] | None) -> dict:
 
 
 def distill_student(cfg: StudentConfig, data: Path, run: Path, command: str | None) -> dict:
-    """Stage 3: distillation on the refined images with the online attack; the run exports the student
-    (student.pt2, and student.onnx with the onnx extra) and resumes from its last checkpoint."""
+    """Stage 3: distillation on the refined (or with --no-refine the selected) images, with the online attack;
+    the run exports the student (student.pt2, and student.onnx with the onnx extra) and resumes from its last
+    checkpoint."""
     from kdtrain.train.distill import distill
 
     adv = None if str(cfg.adv).lower() in ("off", "none", "") else cfg.adv
     # an "epoch" (evaluation and checkpoint) every pass over the images, or every tenth of a long budget
     epoch = max(cfg.images, cfg.steps() * cfg.batch_size // EVALUATIONS)
     dcfg = DistillConfig(teacher=cfg.teacher, teacher_arch=cfg.teacher_arch, teacher_spec=cfg.teacher_spec,
-                         student=cfg.student, shards=[f"{data / cfg.source}_ref-0*.tar"], adv=adv,
+                         student=cfg.student, shards=[f"{data / trained_name(cfg)}-0*.tar"], adv=adv,
                          steps=cfg.steps(), batch_size=cfg.batch_size, samples_per_epoch=epoch, eval=cfg.eval,
                          seed=cfg.seed, workers=cfg.workers - 1 if cfg.workers > 0 else -1, device=cfg.device,
                          amp=cfg.amp, threads=cfg.threads, out=str(run), resume=True, progress=cfg.progress,
@@ -329,9 +338,10 @@ def _run_stages(cfg: StudentConfig, out: Path, spec, command: str | None, echo: 
     if cfg.guided():
         plan.append(("select", f"teacher-guided selection: {cfg.images:,} of them, by their settings' BatchNorm "
                                "statistics and an equal share per class", lambda: select_set(cfg, data, command)))
-    plan += [("refine", f"refinement toward the teacher's BatchNorm statistics: {cfg.images:,} images",
-              lambda: refine_set(cfg, data, command)),
-             ("distill", f"distillation into {cfg.student}{attack}: {steps:,} steps of {cfg.batch_size}, then export",
+    if cfg.refine:
+        plan.append(("refine", f"refinement toward the teacher's BatchNorm statistics: {cfg.images:,} images",
+                     lambda: refine_set(cfg, data, command)))
+    plan += [("distill", f"distillation into {cfg.student}{attack}: {steps:,} steps of {cfg.batch_size}, then export",
               lambda: distill_student(cfg, data, run, command))]
     made = {name: stages.run(i, len(plan), name, title, fn) for i, (name, title, fn) in enumerate(plan, 1)}
     summary = {"teacher": cfg.teacher, "out": str(out), "budget_samples": steps * cfg.batch_size,
@@ -385,7 +395,8 @@ def closing_table(s: dict) -> str:
         lines.append(f"refined images per class (teacher's prediction): relative entropy {ref['class_entropy']:.3f}, "
                      f"fewest {counts[low]:,} ({names[low]}), most {max(counts):,}")
     if s.get("holdout_agreement") is not None:
-        lines.append(f"held-out refined images ({s['holdout_samples']}): teacher-student agreement "
+        kind = "refined" if "refine" in st else "surrogate"
+        lines.append(f"held-out {kind} images ({s['holdout_samples']}): teacher-student agreement "
                      f"{100 * s['holdout_agreement']:.1f}%, KL {s['holdout_kl']:.4f}")
     if s.get("student_top1") is not None:
         lines.append(f"real test data ({s['eval_samples']:,} images): student top-1 {100 * s['student_top1']:.1f}%, "

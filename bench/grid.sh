@@ -47,36 +47,41 @@ done
 "$BIN/python" - "$ROOT" "$BUDGET" <<'PY'
 import json, sys
 from pathlib import Path
-root, budget = Path(sys.argv[1]), sys.argv[2]
-rows = [(r, r / "teacher" / "summary.json", r / "original", r / f"student-{budget}", r / f"noadv-{budget}",
-         r / f"off-{budget}", r / f"off-noadv-{budget}") for r in sorted(p for p in root.glob("*") if p.is_dir())]
-rows += [(r, r / "teacher" / "teacher_top1.json", r / "original", r / "student-pt2", r / "noadv-pt2", r / "off-pt2",
-          r / "off-noadv-pt2") for r in sorted(Path("runs").glob("custom-*"))]
+
+root, b = Path(sys.argv[1]), sys.argv[2]
+# (column, run folder suffix): the recipe's six variants; guided_generation.sh makes the two unrefined ones
+VARIANTS = [("select off, unrefined", "raw-random"), ("select off, refined", "off-noadv"),
+            ("select off, refined + attack", "off"), ("guided, unrefined", "raw-guided"),
+            ("guided, refined", "noadv"), ("guided, refined + attack (the defaults)", "student")]
+cells = [(r, r / "teacher" / "summary.json", b) for r in sorted(p for p in root.glob("*") if p.is_dir())]
+cells += [(r, r / "teacher" / "teacher_top1.json", "pt2") for r in sorted(Path("runs").glob("custom-*"))]
 
 
-def top1(run: Path, o: float) -> str:
-    if not (run / "summary.json").is_file():
-        return "— | —"
-    n = json.loads((run / "summary.json").read_text())["student_top1"]
-    return f"{100 * n:.1f}% | {100 * n / o:.1f}%"
+def top1(run: Path):
+    f = run / "summary.json"
+    return json.loads(f.read_text())["student_top1"] if f.is_file() else None
 
 
-print(f"| run | teacher top-1 | original-data student | kdtrain student ({budget}) | % | without the attack | % "
-      "| `--select off` | % | `--select off`, no attack | % | refine BN loss | rel. entropy | fewest images |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for name, teacher, original, student, noadv, off, offnoadv in rows:
-    if not (teacher.is_file() and (original / "summary.json").is_file() and (student / "summary.json").is_file()):
+print(f"| cell ({b}) | teacher | original-data student | " + " | ".join(v for v, _ in VARIANTS)
+      + " | refine BN loss | rel. entropy | fewest |")
+print("|---" * (len(VARIANTS) + 6) + "|")
+worst = {v: None for v, _ in VARIANTS}
+for r, teacher, tag in cells:
+    o = top1(r / "original")
+    if not (teacher.is_file() and o and (r / f"student-{tag}" / "summary.json").is_file()):
         continue
     t = json.loads(teacher.read_text())
     t = t.get("top1", t.get("student_top1"))  # teacher_top1.json or a kdtrain teacher summary
-    o = json.loads((original / "summary.json").read_text())["student_top1"]
-    s = json.loads((student / "summary.json").read_text())
-    ref = s["stages"]["refine"]
-    counts = ref.get("class_counts") or []
-    bn = ref.get("bn_loss") or [float("nan")] * 2
-    ent = ref.get("class_entropy", float("nan"))
-    tt = f"{100 * t:.1f}%" if isinstance(t, float) else "?"
-    print(f"| {name.name} | {tt} | {100 * o:.1f}% | {100 * s['student_top1']:.1f}% | {100 * s['student_top1'] / o:.1f}% "
-          f"| {top1(noadv, o)} | {top1(off, o)} | {top1(offnoadv, o)} | {bn[0]:.2f} -> {bn[1]:.2f} | {ent:.3f} "
-          f"| {min(counts) if counts else '?'} |")
+    cols = []
+    for v, run in VARIANTS:
+        s = top1(r / f"{run}-{tag}")
+        cols.append(f"{100 * s:.1f}% ({100 * s / o:.1f}%)" if s is not None else "—")
+        if s is not None:
+            worst[v] = min(worst[v] if worst[v] is not None else 9.0, s / o)
+    ref = json.loads((r / f"student-{tag}" / "summary.json").read_text())["stages"].get("refine", {})
+    bn, counts = ref.get("bn_loss") or [float("nan")] * 2, ref.get("class_counts") or [0]
+    print(f"| {r.name} | {100 * t:.1f}% | {100 * o:.1f}% | " + " | ".join(cols)
+          + f" | {bn[0]:.2f} -> {bn[1]:.2f} | {ref.get('class_entropy', float('nan')):.3f} | {min(counts)} |")
+print("| worst case | | | " + " | ".join(f"{100 * w:.1f}%" if w is not None else "—" for w in worst.values())
+      + " | | | |")
 PY

@@ -108,6 +108,10 @@ class StudentConfig:
     def guided(self) -> bool:
         return self.select == "guided"
 
+    def rendered(self) -> int:
+        """Images stage 1 renders: the guided selection's pool, or the images themselves."""
+        return self.images * (self.pool if self.guided() else 1)
+
     def steps(self) -> int:
         return max(1, math.ceil(budget_samples(self.budget) / self.batch_size))
 
@@ -139,7 +143,7 @@ def make_surrogate(cfg: StudentConfig, data: Path, spec, command: str | None) ->
     from kdgen.errors import UserError
     from kdgen.runner import RunConfig, generate
 
-    name, n = raw_name(cfg), cfg.images * (cfg.pool if cfg.guided() else 1)
+    name, n = raw_name(cfg), cfg.rendered()
     run = RunConfig(generator=cfg.source, n=n, size=(spec.width, spec.height), out=data, name=name, seed=cfg.seed,
                     workers=cfg.workers_n(), command=command, progress=cfg.progress)
     try:
@@ -173,7 +177,7 @@ def select_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
     teacher = load_teacher_for(cfg)
     spec, classes = teacher.spec, int(teacher.num_classes)
     pool = [f"{data / raw_name(cfg)}-0*.tar"]
-    total = cfg.images * cfg.pool
+    total = cfg.rendered()
     start = time.perf_counter()
     with tqdm(total=total, unit="img", desc="select", disable=not cfg.progress) as bar:
         score = guided.score_pool(teacher, iterate_shards(pool, spec, 256), progress=bar.update)
@@ -333,7 +337,7 @@ def _run_stages(cfg: StudentConfig, out: Path, spec, command: str | None, echo: 
     stages = Stages(out, cfg.settings(), echo)
     attack = "" if str(cfg.adv).lower() in ("off", "none", "") else " with the online attack"
     steps = cfg.steps()
-    plan = [("surrogate", f"surrogate images: {cfg.images * (cfg.pool if cfg.guided() else 1):,} {cfg.source} at "
+    plan = [("surrogate", f"surrogate images: {cfg.rendered():,} {cfg.source} at "
                           f"{spec.width}x{spec.height}", lambda: make_surrogate(cfg, data, spec, command))]
     if cfg.guided():
         plan.append(("select", f"teacher-guided selection: {cfg.images:,} of them, by their settings' BatchNorm "

@@ -8,7 +8,7 @@ distance refinement minimises, and every image by the teacher's prediction. The 
 class an equal share of its predicted images, lowest-loss groups first (random within a group); a
 class with too few images leaves its room to the others, again by group loss. The pool is streamed
 once to score it and once to copy the kept images, so it may be far larger than memory; the cost is
-one teacher forward per pool image, no backward (docs/RESULTS.md, "Teacher-guided generation").
+one teacher forward per pool image, no backward (docs/RESULTS.md, "Teacher-guided selection").
 """
 
 from __future__ import annotations

@@ -34,16 +34,17 @@ def pool_batches(n: int = 600, groups: int = 4, batch: int = 128, seed: int = 0)
     return out, ids, images
 
 
-def test_a_groups_loss_is_refinements_statistics_loss_on_its_first_images():
+@pytest.mark.parametrize("stats", ["raw", "kl"])
+def test_a_groups_loss_is_refinements_statistics_loss_on_its_first_images(stats):
     teacher = bn_teacher()
     batches, ids, images = pool_batches(n=700)
-    score = guided.score_pool(teacher, batches)
+    score = guided.score_pool(teacher, batches, stats=stats)
     assert score.groups == [f"p{int(i)}" for i in dict.fromkeys(ids.tolist())]  # in order of first appearance
     assert torch.equal(score.group_ids, torch.tensor([score.groups.index(f"p{int(i)}") for i in ids]))
     x = quantize(match_stats(images, SPEC.mean, SPEC.std))
     for g, name in enumerate(score.groups):
         rows = (score.group_ids == g).nonzero().squeeze(1)[: guided.GROUP_IMAGES]  # the group's first 256
-        with StatsProbe(batchnorm_layers(teacher)) as probe, torch.no_grad():
+        with StatsProbe(batchnorm_layers(teacher), stats) as probe, torch.no_grad():
             teacher(x[rows])
             want = float(probe.take())
         assert float(score.group_loss[g]) == pytest.approx(want, rel=1e-4), name

@@ -15,7 +15,15 @@ from kdtrain.data.spec import InputSpec
 from kdtrain.errors import UserError
 from kdtrain.models.registry import create_model
 from kdtrain.models.teachers import Teacher, load_teacher, model_checkpoint, save_model
-from kdtrain.synth.refine import OnlineRefine, RefineConfig, StatsProbe, batchnorm_layers, parse_options, refine_batch
+from kdtrain.synth.refine import (
+    OnlineRefine,
+    RefineConfig,
+    StatsProbe,
+    batchnorm_layers,
+    parse_options,
+    refine_batch,
+    stats_distance,
+)
 from kdtrain.train.config import DistillConfig
 from kdtrain.train.distill import distill
 from tests._kdtrain_fixtures import write_shards
@@ -40,8 +48,8 @@ def bn_teacher(seed: int = 0) -> Teacher:
     return Teacher(model, SPEC, 10)
 
 
-def stats_loss(teacher, x) -> float:
-    with StatsProbe(batchnorm_layers(teacher)) as probe, torch.no_grad():
+def stats_loss(teacher, x, stats: str = "raw") -> float:
+    with StatsProbe(batchnorm_layers(teacher), stats) as probe, torch.no_grad():
         teacher(x)
         return float(probe.take())
 
@@ -85,6 +93,41 @@ def test_statistics_term_is_the_distance_of_mean_and_biased_variance_in_any_memo
         (got,) = torch.autograd.grad(term, x)
         (ref,) = torch.autograd.grad(want, x)
         assert torch.allclose(got, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_kl_statistics_term_is_the_mean_gaussian_kl_over_channels_and_blind_to_each_channels_scale():
+    layer = nn.BatchNorm2d(6).eval()
+    layer.running_mean.copy_(torch.linspace(-1, 2, 6))
+    layer.running_var.copy_(torch.linspace(0.5, 3, 6))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 6, 5, 7, generator=g) * torch.linspace(0.2, 4, 6).view(1, -1, 1, 1) + 1.5
+    with StatsProbe([layer], "kl") as probe:
+        layer(x)
+        term = probe.take()
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+    rm, rv = layer.running_mean, layer.running_var
+    want = (0.5 * (torch.log(rv / var) + (var + (mean - rm) ** 2) / rv - 1)).mean()
+    assert term.item() == pytest.approx(want.item(), rel=1e-5)
+    assert stats_distance(rm, rv, rm, rv, "kl").item() == pytest.approx(0, abs=1e-6)  # zero at the running stats
+    # a layer whose channels (input and running statistics alike) are 1000x larger: kl is unchanged, raw is not
+    scale = torch.linspace(1, 1000, 6)
+    big = [stats_distance(mean * scale, var * scale**2, rm * scale, rv * scale**2, s).item() for s in ("kl", "raw")]
+    assert big[0] == pytest.approx(want.item(), rel=1e-4)
+    assert big[1] > 100 * stats_distance(mean, var, rm, rv, "raw").item()
+    # a collapsed batch (zero variance) gives a finite, large term
+    assert math.isfinite(stats_distance(rm, torch.zeros(6), rm, rv, "kl").item())
+    with pytest.raises(UserError, match="refine stats 'l1'"):
+        RefineConfig(stats="l1").validate()
+
+
+def test_refinement_with_the_kl_distance_lowers_it():
+    teacher = bn_teacher()
+    x = torch.rand(32, 1, 12, 12, generator=torch.Generator().manual_seed(1)) * 0.2 + 0.4
+    res = refine_batch(teacher, x, RefineConfig(steps=24, plateau=0, stats="kl", ce_weight=0.0, tv_weight=0.0),
+                       torch.Generator())
+    assert res.bn_loss_start == pytest.approx(stats_loss(teacher, x, "kl"), rel=1e-5)
+    assert res.bn_loss == pytest.approx(stats_loss(teacher, res.images, "kl"), rel=1e-3)
+    assert res.bn_loss < 0.5 * res.bn_loss_start
 
 
 def test_targets_reached_with_enough_steps_deterministic_and_teacher_untouched():

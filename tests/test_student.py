@@ -143,6 +143,7 @@ def test_without_refinement_the_selected_images_are_distilled(finished, tmp_path
     (["--images", "5"], "--images must be at least 20"),
     (["--select", "best"], "--select"),
     (["--pool", "1"], "--pool"),
+    (["--stats", "l1"], "--stats"),
 ])
 def test_bad_input_is_one_line(finished, tmp_path, extra, needle):
     proc = subprocess.run(_cmd(finished[0], tmp_path / "r", *extra), capture_output=True, text=True, timeout=120,

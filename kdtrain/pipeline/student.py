@@ -28,6 +28,7 @@ from pathlib import Path
 
 from kdgen.settings import knob
 from kdtrain.errors import UserError
+from kdtrain.synth.refine import STATS
 from kdtrain.train.config import DistillConfig
 
 BASE_STEPS, BASE_BATCH = 1500, 128  # "1x": the budget of every row of docs/RESULTS.md's main table
@@ -61,6 +62,8 @@ class StudentConfig:
     pool: int = knob(20, "with --select guided: the raw pool's size, in multiples of --images", min=2)
     refine: bool = knob(True, "refine the images toward the teacher's BatchNorm statistics before distilling "
                               "(--no-refine: distil on the selected images as they are, no backward pass)")
+    stats: str = knob("raw", "the BatchNorm statistics distance selection and refinement use: raw (DeepInversion's "
+                             "L2 norms) or kl (each channel measured in its own running spread)", choices=STATS)
     student: str = knob("cnn-tiny", _distill_help("student"))
     adv: str = knob("fraction=0.5,every=1", "online boundary attack during distillation (distill's --adv); "
                                             "'off' to leave it out")
@@ -95,6 +98,8 @@ class StudentConfig:
             raise UserError(f"--source {self.source!r}: use one of {', '.join(SOURCES)}")
         if self.select not in SELECTIONS:
             raise UserError(f"--select {self.select!r}: use one of {', '.join(SELECTIONS)}")
+        if self.stats not in STATS:
+            raise UserError(f"--stats {self.stats!r}: use one of {', '.join(STATS)}")
         if self.select == "guided" and self.pool < 2:
             raise UserError(f"--pool must be at least 2 (times --images), got {self.pool}")
         if self.images < 20:
@@ -180,10 +185,10 @@ def select_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
     total = cfg.rendered()
     start = time.perf_counter()
     with tqdm(total=total, unit="img", desc="select", disable=not cfg.progress) as bar:
-        score = guided.score_pool(teacher, iterate_shards(pool, spec, 256), progress=bar.update)
+        score = guided.score_pool(teacher, iterate_shards(pool, spec, 256), progress=bar.update, stats=cfg.stats)
     kept = guided.select(score, cfg.images, classes, cfg.seed)
     report = guided.summary(score, kept, classes)
-    params = {"pool": pool, "teacher": str(cfg.teacher), "group_images": guided.GROUP_IMAGES}
+    params = {"pool": pool, "teacher": str(cfg.teacher), "group_images": guided.GROUP_IMAGES, "stats": cfg.stats}
     with DatasetWriter(data, cfg.source, generator="guided", params=params, size=(spec.width, spec.height),
                        seed=cfg.seed, command=command, overwrite=True, generator_version=guided.VERSION) as writer:
         guided.write_kept(iterate_shards(pool, spec, 256), kept, writer)
@@ -214,7 +219,7 @@ def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
     batchnorm_layers(teacher)  # refuses a teacher without BatchNorm before anything is written
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    rcfg = RefineConfig()
+    rcfg = RefineConfig(stats=cfg.stats)
     sources = [f"{data / cfg.source}-0*.tar"]
     params = {"refine": asdict(rcfg), "match_stats": True, "sources": sources, "teacher": str(cfg.teacher)}
     spec = teacher.spec

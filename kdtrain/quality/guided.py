@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from kdtrain.synth.common import frozen, quantize, teacher_device
-from kdtrain.synth.refine import batchnorm_layers
+from kdtrain.synth.refine import batchnorm_layers, stats_distance
 
 # Selection's version, part of its sets' identity: bump it whenever the same pool, teacher and seed would
 # keep other samples or write them in another order.
@@ -46,8 +46,8 @@ class GroupStats:
     """Forward hooks on the BN layers that add each counted image's per-channel sums of x and x^2 to its
     group's, so a group's loss is exactly refinement's StatsProbe loss on a batch of those images."""
 
-    def __init__(self, layers):
-        self.layers, self.handles = layers, []
+    def __init__(self, layers, stats: str = "raw"):
+        self.layers, self.handles, self.stats = layers, [], stats
         self.sums: list[list[torch.Tensor]] = [[] for _ in layers]  # per layer: [sum x, sum x^2, positions]
         self.rows = self.ids = None
 
@@ -90,15 +90,15 @@ class GroupStats:
             n = counts[: len(s1)].to(s1.device, torch.float64).clamp(min=1)[:, None] * positions
             mean, sq = s1 / n, s2 / n
             var = sq - mean * mean
-            total[: len(s1)] += (torch.linalg.vector_norm(mean - layer.running_mean.double(), dim=1)
-                                 + torch.linalg.vector_norm(var - layer.running_var.double(), dim=1)).cpu()
+            total[: len(s1)] += stats_distance(mean, var, layer.running_mean.double(), layer.running_var.double(),
+                                               self.stats).cpu()
         return total.float()
 
 
-def score_pool(teacher, batches, progress=None) -> PoolScore:
+def score_pool(teacher, batches, progress=None, stats: str = "raw") -> PoolScore:
     """Stream the pool's batches (iterate_shards at the teacher's spec) through the teacher: each image's
-    prediction, each group's BN loss. Images take the teacher's input mean/std and the 8-bit grid first,
-    as refinement and distillation's --match-stats see them."""
+    prediction, each group's BN loss (refinement's `stats` distance). Images take the teacher's input
+    mean/std and the 8-bit grid first, as refinement and distillation's --match-stats see them."""
     from kdtrain.data.augment import match_stats
 
     layers = batchnorm_layers(teacher)
@@ -106,7 +106,7 @@ def score_pool(teacher, batches, progress=None) -> PoolScore:
     names: dict[str, int] = {}
     preds, ids = [], []
     counted = torch.zeros(0, dtype=torch.long)
-    with frozen(teacher), torch.no_grad(), GroupStats(layers) as stats:
+    with frozen(teacher), torch.no_grad(), GroupStats(layers, stats) as sums:
         for batch in batches:
             gid = torch.tensor([names.setdefault(group_of(m), len(names)) for m in batch["meta"]])
             if len(counted) < len(names):
@@ -118,14 +118,14 @@ def score_pool(teacher, batches, progress=None) -> PoolScore:
             rank[order] = torch.arange(len(gid)) - start
             keep = (counted[gid] + rank) < GROUP_IMAGES
             rows = keep.nonzero().squeeze(1)
-            stats.count(rows.to(device), gid[rows])
+            sums.count(rows.to(device), gid[rows])
             counted.index_add_(0, gid[rows], torch.ones_like(rows))
             x = quantize(match_stats(batch["images"].float(), teacher.spec.mean, teacher.spec.std)).to(device)
             preds.append(teacher(x).float().argmax(1).cpu())
             ids.append(gid)
             if progress:
                 progress(len(gid))
-        loss = stats.losses(counted)
+        loss = sums.losses(counted)
     return PoolScore(preds=torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long), groups=list(names),
                      group_ids=torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long), group_loss=loss)
 

@@ -5,6 +5,7 @@ at every BN input. Starting from a surrogate image (already diverse), a few opti
 pixels minimise
     ce_weight  x CE(teacher(x), target)                        (a class chosen as the attack chooses)
   + bn_weight  x sum over BN layers of ||mu_batch - running_mean||_2 + ||var_batch - running_var||_2
+                 (stats=kl: of the mean over channels of KL(N(mu_batch, var_batch) || N(running)))
   + tv_weight  x mean |x - shifted x|                          (total variation: smooth images)
   + l2_weight  x mean x^2
 with the teacher frozen (eval mode: its buffers never move). The statistics term is DeepInversion's
@@ -34,6 +35,8 @@ from kdtrain.synth.common import TARGET_MODES, choose_targets, frozen
 VERSION = 2
 OPTIMIZERS = ("adam", "sign")
 SCHEDULES = ("constant", "cosine")
+STATS = ("raw", "kl")  # the statistics distance (stats_distance)
+VAR_FLOOR = 1e-5  # BatchNorm's own eps: a batch variance under it counts as it
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class RefineConfig:
     l2_weight: float = knob(0.0, "weight of the mean squared pixel value")
     target: str = knob("uniform", "target class choice, as the attack's; fair gives every class an equal "
                                   "share, a source's own class included", choices=TARGET_MODES)
+    stats: str = knob("raw", "distance of the batch's BN-input statistics to the running ones: raw (L2 norms of "
+                             "the mean and variance differences, summed over layers) or kl (per channel Gaussian "
+                             "KL divergence, each channel by its own running spread)", choices=STATS)
 
     def validate(self) -> RefineConfig:
         if self.steps < 1:
@@ -69,6 +75,8 @@ class RefineConfig:
             raise UserError(f"refine optimizer {self.optimizer!r}: use adam or sign")
         if self.schedule not in SCHEDULES:
             raise UserError(f"refine schedule {self.schedule!r}: use constant or cosine")
+        if self.stats not in STATS:
+            raise UserError(f"refine stats {self.stats!r}: use one of {', '.join(STATS)}")
         if self.target not in TARGET_MODES:
             raise UserError(f"refine target {self.target!r}: use one of {', '.join(TARGET_MODES)}")
         for f in ("ce_weight", "bn_weight", "tv_weight", "l2_weight"):
@@ -100,12 +108,28 @@ def batchnorm_layers(teacher) -> list[nn.Module]:
     return inside.bn_layers
 
 
-class StatsProbe:
-    """Forward hooks on the BN layers: after a forward, `loss()` is the summed distance between the
-    batch's per-channel input mean/variance and the layers' running ones."""
+def stats_distance(mean: torch.Tensor, var: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
+                   stats: str = "raw") -> torch.Tensor:
+    """One BN layer's term: the distance of batch statistics (..., C) to the running ones (C), over the last dim.
 
-    def __init__(self, layers):
-        self.layers, self.terms, self.handles = layers, [], []
+    raw: ||mean - running_mean||_2 + ||var - running_var||_2, DeepInversion's; its layers weigh by their scale,
+    so a layer with large running variances (small late feature maps of a wide net) can swamp the rest.
+    kl: the mean over channels of KL(N(mean, var) || N(running_mean, running_var)): each channel measured in
+    its own running spread, so every layer weighs alike whatever its width and scale.
+    """
+    if stats == "raw":
+        return (torch.linalg.vector_norm(mean - running_mean, dim=-1)
+                + torch.linalg.vector_norm(var - running_var, dim=-1))
+    rv, v = running_var.clamp(min=VAR_FLOOR), var.clamp(min=VAR_FLOOR)
+    return (0.5 * (torch.log(rv / v) + (v + (mean - running_mean) ** 2) / rv - 1)).mean(dim=-1)
+
+
+class StatsProbe:
+    """Forward hooks on the BN layers: after a forward, `loss()` is the summed distance (stats_distance)
+    between the batch's per-channel input mean/variance and the layers' running ones."""
+
+    def __init__(self, layers, stats: str = "raw"):
+        self.layers, self.terms, self.handles, self.stats = layers, [], [], stats
 
     def __enter__(self) -> StatsProbe:
         for layer in self.layers:
@@ -125,8 +149,7 @@ class StatsProbe:
         n = x.numel() // x.shape[1]
         mean = x.sum(dim=(0, 2, 3)) / n
         var = (x * x).sum(dim=(0, 2, 3)) / n - mean * mean
-        self.terms.append(torch.linalg.vector_norm(mean - layer.running_mean.float())
-                          + torch.linalg.vector_norm(var - layer.running_var.float()))
+        self.terms.append(stats_distance(mean, var, layer.running_mean.float(), layer.running_var.float(), self.stats))
 
     def take(self) -> torch.Tensor:
         total = torch.stack(self.terms).sum() if self.terms else torch.zeros(())
@@ -150,7 +173,7 @@ def refine_batch(teacher, x: torch.Tensor, cfg: RefineConfig, generator: torch.G
     layers = batchnorm_layers(teacher)
     dev = teacher.device
     src = x.detach().to(dev, torch.float32)
-    with frozen(teacher), StatsProbe(layers) as probe:
+    with frozen(teacher), StatsProbe(layers, cfg.stats) as probe:
         with torch.no_grad():
             logits = teacher(src).float()
             bn_start = float(probe.take())

@@ -21,6 +21,7 @@ from kdtrain.synth.refine import (
     StatsProbe,
     batchnorm_layers,
     parse_options,
+    probe_stats,
     refine_batch,
     stats_distance,
 )
@@ -128,6 +129,20 @@ def test_refinement_with_the_kl_distance_lowers_it():
     assert res.bn_loss_start == pytest.approx(stats_loss(teacher, x, "kl"), rel=1e-5)
     assert res.bn_loss == pytest.approx(stats_loss(teacher, res.images, "kl"), rel=1e-3)
     assert res.bn_loss < 0.5 * res.bn_loss_start
+
+
+def test_the_probe_keeps_raw_where_raw_refinement_reaches_the_targets_and_takes_kl_where_it_swamps_them():
+    teacher = bn_teacher()
+    head = [m for m in teacher.model.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.mul_(10)  # a decided teacher: its classes are a few pixel steps apart
+    x = torch.rand(64, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    assert probe_stats(teacher, x, torch.Generator().manual_seed(0)) == ("raw", 1.0)
+    # the same teacher with running variances 10^4 times larger: the raw statistics term swamps the class term
+    for layer in batchnorm_layers(teacher):
+        layer.running_var.mul_(1e4)
+    stats, reached = probe_stats(teacher, x, torch.Generator().manual_seed(0))
+    assert stats == "kl" and reached < 0.5
 
 
 def test_targets_reached_with_enough_steps_deterministic_and_teacher_untouched():

@@ -1,4 +1,5 @@
-"""`kdtrain student`: teacher file -> a pool of surrogate shaders -> teacher-guided selection -> refinement ->
+"""`kdtrain student`: teacher file -> a pool of surrogate shaders -> the statistics distance chosen by a probe
+batch -> teacher-guided selection -> refinement ->
 distillation with the attack -> export, on a tiny budget, end to end in real processes; continuing after a kill;
 bad input."""
 
@@ -49,9 +50,10 @@ def finished(tmp_path_factory):
 def test_one_command_from_teacher_to_exported_student(finished):
     _, out, proc = finished
     lines = proc.stdout.splitlines()
-    for n, stage in enumerate(("surrogate images: 960 shaders", "teacher-guided selection: 48", "refinement",
+    for n, stage in enumerate(("surrogate images: 960 shaders", "statistics distance: raw refinement of 256",
+                               "teacher-guided selection: 48", "refinement",
                                "distillation into cnn-tiny with the online attack"), 1):
-        assert any(ln.startswith(f"[{n}/4] {stage}") and "done in" in ln for ln in lines), proc.stdout
+        assert any(ln.startswith(f"[{n}/5] {stage}") and "done in" in ln for ln in lines), proc.stdout
     pool = json.loads((out / "data" / "shaders_pool-manifest.json").read_text())
     shaders = json.loads((out / "data" / "shaders-manifest.json").read_text())
     refined = json.loads((out / "data" / "shaders_ref-manifest.json").read_text())
@@ -59,6 +61,11 @@ def test_one_command_from_teacher_to_exported_student(finished):
     assert shaders["num_samples"] == refined["num_samples"] == 48 and refined["generator"] == "refine"
     assert shaders["generator"] == "guided" and shaders["summary"]["pool_images"] == 960
     summary = json.loads((out / "summary.json").read_text())
+    # --stats auto: raw unless raw refinement of the pool's first 256 images left over half short of their targets;
+    # selection and refinement then both use the distance chosen
+    probe = summary["stages"]["stats"]
+    assert probe["count"] == 256 and probe["stats"] == ("raw" if probe["probe_reached"] >= 0.5 else "kl")
+    assert shaders["params"]["stats"] == refined["params"]["refine"]["stats"] == probe["stats"]
     chosen = summary["stages"]["select"]
     assert sum(chosen["class_counts"]) == 48 and sum(chosen["pool_class_counts"]) == 960
     assert 1 <= chosen["groups_kept"] <= chosen["groups"]
@@ -71,6 +78,7 @@ def test_one_command_from_teacher_to_exported_student(finished):
     # the closing table names every file made, and the quality figure
     table = proc.stdout[proc.stdout.index("stage  "):]
     for made in ("shaders_pool-*.tar", "shaders-*.tar", "shaders_ref-*.tar", "student.pt", "student.pt2",
+                 f"statistics distance: {probe['stats']} (raw refinement of a probe batch reached",
                  "held-out refined images", "teacher-guided selection: 48 of 960 pool images, from",
                  "refined images per class (teacher's prediction): relative entropy"):
         assert made in table
@@ -87,7 +95,7 @@ def test_one_command_from_teacher_to_exported_student(finished):
     assert sum(held_out("shaders_ref-000000.tar", f"{i:09d}", 0.05) for i in range(48)) == summary["holdout_samples"]
 
     again = subprocess.run(_cmd(finished[0], out), capture_output=True, text=True, timeout=300, env=_env())
-    assert again.returncode == 0 and again.stdout.count("done earlier") == 4, again.stdout + again.stderr[-2000:]
+    assert again.returncode == 0 and again.stdout.count("done earlier") == 5, again.stdout + again.stderr[-2000:]
 
 
 def test_a_killed_run_continues_from_its_last_stage_to_the_same_student(finished, tmp_path):
@@ -95,11 +103,11 @@ def test_a_killed_run_continues_from_its_last_stage_to_the_same_student(finished
     out = tmp_path / "run"
     proc = subprocess.Popen(_cmd(teacher, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     kill_at_first_checkpoint(proc, out / "student", timeout=600)  # in the distillation stage
-    assert json.loads((out / "stages.json").read_text())["done"].keys() == {"surrogate", "select", "refine"}
+    assert json.loads((out / "stages.json").read_text())["done"].keys() == {"surrogate", "stats", "select", "refine"}
 
     rerun = subprocess.run(_cmd(teacher, out), capture_output=True, text=True, timeout=600, env=_env())
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert rerun.stdout.count("done earlier") == 3 and "[4/4] distillation" in rerun.stdout
+    assert rerun.stdout.count("done earlier") == 4 and "[5/5] distillation" in rerun.stdout
     # the same images (their JSON names the folder)
     for name in ("shaders_pool-000000.tar", "shaders-000000.tar", "shaders_ref-000000.tar"):
         assert _images(out / "data" / name) == _images(done / "data" / name)
@@ -110,15 +118,18 @@ def test_a_killed_run_continues_from_its_last_stage_to_the_same_student(finished
 
 def test_without_selection_the_rendered_images_are_refined(finished, tmp_path):
     out = tmp_path / "r"
-    proc = subprocess.run(_cmd(finished[0], out, "--select", "off", "--budget", "32", "--adv", "off"),
+    proc = subprocess.run(_cmd(finished[0], out, "--select", "off", "--budget", "32", "--adv", "off", "--stats", "kl"),
                           capture_output=True, text=True, timeout=600, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[1/3] surrogate images: 48 shaders" in proc.stdout and "[3/3] distillation into cnn-tiny:" in proc.stdout
     assert yaml.safe_load((out / "student" / "config.yaml").read_text())["adv"] is None
     shaders = json.loads((out / "data" / "shaders-manifest.json").read_text())
     assert shaders["generator"] == "shaders" and shaders["num_samples"] == 48
-    assert not list((out / "data").glob("shaders_pool*")) and "select" not in json.loads(
-        (out / "summary.json").read_text())["stages"]
+    stages = json.loads((out / "summary.json").read_text())["stages"]
+    assert not list((out / "data").glob("shaders_pool*")) and "select" not in stages
+    # a distance given, not chosen: no probe stage, and refinement used it
+    assert "stats" not in stages and json.loads((out / "data" / "shaders_ref-manifest.json").read_text())[
+        "params"]["refine"]["stats"] == "kl"
     # the same images as the first 48 of the guided run's pool: one seed, one generator
     pool = _images(finished[1] / "data" / "shaders_pool-000000.tar")
     first = [v for k, v in pool.items() if int(k[:9]) < 48]
@@ -130,7 +141,7 @@ def test_without_refinement_the_selected_images_are_distilled(finished, tmp_path
     proc = subprocess.run(_cmd(finished[0], out, "--no-refine", "--budget", "32"), capture_output=True, text=True,
                           timeout=600, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "[2/3] teacher-guided selection" in proc.stdout and "] refinement" not in proc.stdout
+    assert "[3/4] teacher-guided selection" in proc.stdout and "] refinement" not in proc.stdout
     assert "held-out surrogate images" in proc.stdout
     run_config = yaml.safe_load((out / "student" / "config.yaml").read_text())
     assert run_config["shards"] == [f"{out}/data/shaders-0*.tar"] and not list((out / "data").glob("shaders_ref*"))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from kdgen.settings import knob
 from kdtrain.errors import UserError
-from kdtrain.synth.refine import STATS
+from kdtrain.synth.refine import PROBE_REACHED, STATS
 from kdtrain.train.config import DistillConfig
 
 BASE_STEPS, BASE_BATCH = 1500, 128  # "1x": the budget of every row of docs/RESULTS.md's main table
@@ -36,6 +36,7 @@ BASE_SAMPLES = BASE_STEPS * BASE_BATCH
 SOURCES = ("shaders", "leaves", "noise", "photos")
 SELECTIONS = ("guided", "off")
 EVALUATIONS = 10  # evaluations (and checkpoints) in a long distillation
+PROBE_IMAGES = 256  # images --stats auto refines to choose the distance (one refinement batch)
 
 
 def _distill_help(name: str) -> str:
@@ -62,8 +63,10 @@ class StudentConfig:
     pool: int = knob(20, "with --select guided: the raw pool's size, in multiples of --images", min=2)
     refine: bool = knob(True, "refine the images toward the teacher's BatchNorm statistics before distilling "
                               "(--no-refine: distil on the selected images as they are, no backward pass)")
-    stats: str = knob("raw", "the BatchNorm statistics distance selection and refinement use: raw (DeepInversion's "
-                             "L2 norms) or kl (each channel measured in its own running spread)", choices=STATS)
+    stats: str = knob("auto", "the BatchNorm statistics distance selection and refinement use: raw (DeepInversion's "
+                              "L2 norms), kl (each channel measured in its own running spread), or auto (raw, unless "
+                              "raw refinement of a probe batch leaves over half of it short of its target classes)",
+                      choices=("auto", *STATS))
     student: str = knob("cnn-tiny", _distill_help("student"))
     adv: str = knob("fraction=0.5,every=1", "online boundary attack during distillation (distill's --adv); "
                                             "'off' to leave it out")
@@ -98,8 +101,8 @@ class StudentConfig:
             raise UserError(f"--source {self.source!r}: use one of {', '.join(SOURCES)}")
         if self.select not in SELECTIONS:
             raise UserError(f"--select {self.select!r}: use one of {', '.join(SELECTIONS)}")
-        if self.stats not in STATS:
-            raise UserError(f"--stats {self.stats!r}: use one of {', '.join(STATS)}")
+        if self.stats not in ("auto", *STATS):
+            raise UserError(f"--stats {self.stats!r}: use auto, {', '.join(STATS)}")
         if self.select == "guided" and self.pool < 2:
             raise UserError(f"--pool must be at least 2 (times --images), got {self.pool}")
         if self.images < 20:
@@ -112,6 +115,10 @@ class StudentConfig:
 
     def guided(self) -> bool:
         return self.select == "guided"
+
+    def attack(self) -> str | None:
+        """The online attack's settings for distill's --adv, or None when it is left out."""
+        return None if str(self.adv).lower() in ("off", "none", "") else self.adv
 
     def rendered(self) -> int:
         """Images stage 1 renders: the guided selection's pool, or the images themselves."""
@@ -169,7 +176,26 @@ def raw_name(cfg: StudentConfig) -> str:
     return f"{cfg.source}_pool" if cfg.guided() else cfg.source
 
 
-def select_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
+def choose_stats(cfg: StudentConfig, data: Path) -> dict:
+    """Stage 1a with --stats auto: the statistics distance, from raw refinement of the rendered set's first
+    PROBE_IMAGES images (kdtrain.synth.refine.probe_stats); its own seed, so no other stage's draws move."""
+    import torch
+
+    from kdtrain.data.shards import iterate_shards
+    from kdtrain.synth.common import as_teacher_sees
+    from kdtrain.synth.refine import batchnorm_layers, probe_stats
+
+    teacher = load_teacher_for(cfg)
+    batchnorm_layers(teacher)  # refuses a teacher without BatchNorm in one line
+    batch = next(iter(iterate_shards([f"{data / raw_name(cfg)}-0*.tar"], teacher.spec, PROBE_IMAGES)))
+    x = as_teacher_sees(batch["images"], teacher.spec)
+    start = time.perf_counter()
+    stats, reached = probe_stats(teacher, x, torch.Generator().manual_seed(cfg.seed))
+    return {"made": f"--stats {stats}", "count": len(x), "unit": "images", "stats": stats,
+            "probe_reached": round(reached, 4), "rate": round(len(x) / (time.perf_counter() - start), 1)}
+
+
+def select_set(cfg: StudentConfig, data: Path, command: str | None, stats: str) -> dict:
     """Stage 1b of a guided run: cfg.images of the pool, kept by the teacher's BatchNorm statistics loss of
     their generator settings and an equal share per predicted class (kdtrain.quality.guided). Cheap (one
     teacher forward per pool image), so a killed selection simply runs again."""
@@ -185,10 +211,10 @@ def select_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
     total = cfg.rendered()
     start = time.perf_counter()
     with tqdm(total=total, unit="img", desc="select", disable=not cfg.progress) as bar:
-        score = guided.score_pool(teacher, iterate_shards(pool, spec, 256), progress=bar.update, stats=cfg.stats)
+        score = guided.score_pool(teacher, iterate_shards(pool, spec, 256), progress=bar.update, stats=stats)
     kept = guided.select(score, cfg.images, classes, cfg.seed)
     report = guided.summary(score, kept, classes)
-    params = {"pool": pool, "teacher": str(cfg.teacher), "group_images": guided.GROUP_IMAGES, "stats": cfg.stats}
+    params = {"pool": pool, "teacher": str(cfg.teacher), "group_images": guided.GROUP_IMAGES, "stats": stats}
     with DatasetWriter(data, cfg.source, generator="guided", params=params, size=(spec.width, spec.height),
                        seed=cfg.seed, command=command, overwrite=True, generator_version=guided.VERSION) as writer:
         guided.write_kept(iterate_shards(pool, spec, 256), kept, writer)
@@ -197,7 +223,7 @@ def select_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
             "rate": round(total / (time.perf_counter() - start), 1), **report}
 
 
-def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
+def refine_set(cfg: StudentConfig, data: Path, command: str | None, stats: str) -> dict:
     """Stage 2: every surrogate image refined toward the teacher's BatchNorm statistics (RefineConfig's
     defaults, the measured ones), written as new shards; a killed run resumes byte-identically."""
     from dataclasses import asdict
@@ -219,7 +245,7 @@ def refine_set(cfg: StudentConfig, data: Path, command: str | None) -> dict:
     batchnorm_layers(teacher)  # refuses a teacher without BatchNorm before anything is written
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    rcfg = RefineConfig(stats=cfg.stats)
+    rcfg = RefineConfig(stats=stats)
     sources = [f"{data / cfg.source}-0*.tar"]
     params = {"refine": asdict(rcfg), "match_stats": True, "sources": sources, "teacher": str(cfg.teacher)}
     spec = teacher.spec
@@ -259,7 +285,7 @@ def distill_student(cfg: StudentConfig, data: Path, run: Path, command: str | No
     checkpoint."""
     from kdtrain.train.distill import distill
 
-    adv = None if str(cfg.adv).lower() in ("off", "none", "") else cfg.adv
+    adv = cfg.attack()
     # an "epoch" (evaluation and checkpoint) every pass over the images, or every tenth of a long budget
     epoch = max(cfg.images, cfg.steps() * cfg.batch_size // EVALUATIONS)
     dcfg = DistillConfig(teacher=cfg.teacher, teacher_arch=cfg.teacher_arch, teacher_spec=cfg.teacher_spec,
@@ -340,19 +366,29 @@ def _run_stages(cfg: StudentConfig, out: Path, spec, command: str | None, echo: 
 
     data, run = out / "data", out / "student"
     stages = Stages(out, cfg.settings(), echo)
-    attack = "" if str(cfg.adv).lower() in ("off", "none", "") else " with the online attack"
+    attack = " with the online attack" if cfg.attack() else ""
     steps = cfg.steps()
     plan = [("surrogate", f"surrogate images: {cfg.rendered():,} {cfg.source} at "
                           f"{spec.width}x{spec.height}", lambda: make_surrogate(cfg, data, spec, command))]
+    made: dict = {}
+
+    def stats() -> str:  # the distance chosen by the probe stage, or the one given
+        return made["stats"]["stats"] if "stats" in made else cfg.stats
+
+    if cfg.stats == "auto" and (cfg.guided() or cfg.refine):
+        plan.append(("stats", f"statistics distance: raw refinement of {PROBE_IMAGES} of them, kl if it leaves "
+                              "over half short of their targets", lambda: choose_stats(cfg, data)))
     if cfg.guided():
         plan.append(("select", f"teacher-guided selection: {cfg.images:,} of them, by their settings' BatchNorm "
-                               "statistics and an equal share per class", lambda: select_set(cfg, data, command)))
+                               "statistics and an equal share per class",
+                     lambda: select_set(cfg, data, command, stats())))
     if cfg.refine:
         plan.append(("refine", f"refinement toward the teacher's BatchNorm statistics: {cfg.images:,} images",
-                     lambda: refine_set(cfg, data, command)))
+                     lambda: refine_set(cfg, data, command, stats())))
     plan += [("distill", f"distillation into {cfg.student}{attack}: {steps:,} steps of {cfg.batch_size}, then export",
               lambda: distill_student(cfg, data, run, command))]
-    made = {name: stages.run(i, len(plan), name, title, fn) for i, (name, title, fn) in enumerate(plan, 1)}
+    for i, (name, title, fn) in enumerate(plan, 1):
+        made[name] = stages.run(i, len(plan), name, title, fn)
     summary = {"teacher": cfg.teacher, "out": str(out), "budget_samples": steps * cfg.batch_size,
                **{k: made["distill"].get(k) for k in ("model_file", "export", "steps", "samples_seen", "student_top1",
                                                      "teacher_top1", "agreement", "eval_samples", "holdout_agreement",
@@ -391,6 +427,9 @@ def closing_table(s: dict) -> str:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     lines.append(f"total {_took(s['seconds'])}")
+    if st.get("stats"):
+        lines.append(f"statistics distance: {st['stats']['stats']} (raw refinement of a probe batch reached "
+                     f"{100 * st['stats']['probe_reached']:.0f}% of its targets; raw needs {100 * PROBE_REACHED:.0f}%)")
     sel = st.get("select") or {}
     if sel.get("groups"):
         lines.append(f"teacher-guided selection: {sel['kept']:,} of {sel['pool_images']:,} pool images, from "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kdtrain.synth.common import frozen, quantize, teacher_device
+from kdtrain.synth.common import as_teacher_sees, frozen, teacher_device
 from kdtrain.synth.refine import batchnorm_layers, stats_distance
 
 # Selection's version, part of its sets' identity: bump it whenever the same pool, teacher and seed would
@@ -99,8 +99,6 @@ def score_pool(teacher, batches, progress=None, stats: str = "raw") -> PoolScore
     """Stream the pool's batches (iterate_shards at the teacher's spec) through the teacher: each image's
     prediction, each group's BN loss (refinement's `stats` distance). Images take the teacher's input
     mean/std and the 8-bit grid first, as refinement and distillation's --match-stats see them."""
-    from kdtrain.data.augment import match_stats
-
     layers = batchnorm_layers(teacher)
     device = teacher_device(teacher)
     names: dict[str, int] = {}
@@ -120,7 +118,7 @@ def score_pool(teacher, batches, progress=None, stats: str = "raw") -> PoolScore
             rows = keep.nonzero().squeeze(1)
             sums.count(rows.to(device), gid[rows])
             counted.index_add_(0, gid[rows], torch.ones_like(rows))
-            x = quantize(match_stats(batch["images"].float(), teacher.spec.mean, teacher.spec.std)).to(device)
+            x = as_teacher_sees(batch["images"], teacher.spec).to(device)
             preds.append(teacher(x).float().argmax(1).cpu())
             ids.append(gid)
             if progress:

@@ -152,6 +152,14 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round_().clamp_(0, 255) / 255
 
 
+def as_teacher_sees(x: torch.Tensor, spec) -> torch.Tensor:
+    """Source images (N,C,H,W in [0, 1]) with the teacher's input mean/std (distill's --match-stats), on the
+    8-bit grid: how selection, the stats probe and refinement start from a surrogate image."""
+    from kdtrain.data.augment import match_stats
+
+    return quantize(match_stats(x.float(), spec.mean, spec.std))
+
+
 def to_uint8(x: torch.Tensor):
     """N,C,H,W in [0, 1] -> list of H,W (grey) or H,W,3 uint8 numpy arrays for the shard writer."""
     arr = (x.detach() * 255).round().clamp(0, 255).to(torch.uint8).cpu()

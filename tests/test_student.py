@@ -20,7 +20,9 @@ from tests.conftest import assert_one_line_error, kill_at_first_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 # 48 shader images of 12 px, 12 steps of 16 (3 per epoch: a checkpoint every 3 steps), one thread each
-TINY = ["--images", "48", "--budget", "192", "--batch-size", "16", "--workers", "1", "--threads", "1", "--no-progress"]
+# --stats auto: every stage of the command runs, the probe included
+TINY = ["--images", "48", "--budget", "192", "--batch-size", "16", "--workers", "1", "--threads", "1", "--no-progress",
+        "--stats", "auto"]
 
 
 def _cmd(teacher: Path, out: Path, *extra) -> list[str]:

@@ -63,10 +63,10 @@ class StudentConfig:
     pool: int = knob(20, "with --select guided: the raw pool's size, in multiples of --images", min=2)
     refine: bool = knob(True, "refine the images toward the teacher's BatchNorm statistics before distilling "
                               "(--no-refine: distil on the selected images as they are, no backward pass)")
-    stats: str = knob("auto", "the BatchNorm statistics distance selection and refinement use: raw (DeepInversion's "
-                              "L2 norms), kl (each channel measured in its own running spread), or auto (raw, unless "
-                              "raw refinement of a probe batch leaves over half of it short of its target classes)",
-                      choices=("auto", *STATS))
+    stats: str = knob("raw", "the BatchNorm statistics distance selection and refinement use: raw (DeepInversion's "
+                             "L2 norms), kl (each channel measured in its own running spread), or auto (raw, unless "
+                             "raw refinement of a probe batch leaves over half of it short of its target classes; "
+                             "docs/RESULTS.md, 'The statistics distance')", choices=("auto", *STATS))
     student: str = knob("cnn-tiny", _distill_help("student"))
     adv: str = knob("fraction=0.5,every=1", "online boundary attack during distillation (distill's --adv); "
                                             "'off' to leave it out")

@@ -58,6 +58,7 @@ def test_end_to_end_cli(world, tmp_path):
     assert sum(r.startswith("eval,") for r in rows) == 2
     student = load_teacher(out / "student.pt")  # a student is a usable model file
     assert student.spec.height == 12 and student.num_classes == 10
+    assert summary["export"]["pt2"] == str(out / "student.pt2")  # exported by default
 
 
 def test_reference_student_on_real_labelled_data(world, tmp_path):

@@ -71,6 +71,8 @@ ifeq ($(PROFILE),tiny)  # the test suite's smoke run: seconds, numbers meaningle
   EVAL_LIMIT := --eval-limit 300 --batch-size 16
   SCORE_N    := 48
   REPORT      = $(R)/RESULTS.md
+  EXPORT     := --no-export  # no stage reads a .pt2; tests/test_export.py and test_student.py test the export
+  REFINE_ARGS := --steps 5  # not up to 200 per batch: refinement took a third of this profile's time
 else ifeq ($(PROFILE),demo)
   N_IMAGES   := $(shell echo $$((2000 * $(SCALE))))
   N_ATTACK   := $(shell echo $$((300 * $(SCALE))))
@@ -110,7 +112,7 @@ ADV     ?= fraction=0.5,every=1  # the online boundary attack of the *_adv stude
 SETS    := original shaders leaves noise photos shaders_adv leaves_adv noise_adv photos_adv curated \
            shaders_ref leaves_ref noise_ref photos_ref shaders_ref_adv leaves_ref_adv noise_ref_adv
 .SECONDARY:  # keep the stamp files of pattern rules
-DISTILL := $(KDTRAIN) distill --teacher $(T) --steps $(STEPS) --no-progress $(EVAL_LIMIT)
+DISTILL := $(KDTRAIN) distill --teacher $(T) --steps $(STEPS) --no-progress $(EVAL_LIMIT) $(EXPORT)
 POOLS   := shaders leaves noise photos shaders_adv leaves_adv noise_adv photos_adv shaders_ref leaves_ref noise_ref photos_ref \
            pool_balanced  # scored, sheets
 SURROGATE := --match-stats  # surrogate images take the teacher's input mean/std (see docs/RESULTS.md)
@@ -127,7 +129,7 @@ $(D)/.%.done:
 
 teacher: $(T)  ## the Fashion-MNIST teacher (the model owner's model)
 $(T):
-	$(KDTRAIN) teacher --data fashion-mnist $(T_ARGS) --out $(R)/teacher --no-progress
+	$(KDTRAIN) teacher --data fashion-mnist $(T_ARGS) $(EXPORT) --out $(R)/teacher --no-progress
 
 adversarial: $(D)/.shaders_adv.ready $(D)/.leaves_adv.ready $(D)/.noise_adv.ready $(D)/.photos_adv.ready  ## boundary-attacked sets
 $(D)/.%_adv.ready: $(D)/.%.done $(T)
@@ -136,7 +138,8 @@ $(D)/.%_adv.ready: $(D)/.%.done $(T)
 
 refined: $(D)/.shaders_ref.done $(D)/.leaves_ref.done $(D)/.noise_ref.done $(D)/.photos_ref.done  ## teacher-guided refinement of each set
 $(D)/.%_ref.done: $(D)/.%.done $(T)
-	$(KDTRAIN) refine --teacher $(T) --shards '$(D)/$*-0*.tar' --n $(N_REFINE) --out $(D)/$*_ref --overwrite --no-progress
+	$(KDTRAIN) refine --teacher $(T) --shards '$(D)/$*-0*.tar' --n $(N_REFINE) $(REFINE_ARGS) --out $(D)/$*_ref --overwrite \
+	  --no-progress
 	@touch $@
 
 curated: $(D)/.pool_balanced.ready  ## class-balanced selection of the shader and leaves pool

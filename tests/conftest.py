@@ -21,6 +21,21 @@ BIN = Path(sys.executable).parent
 SHADER_FIXTURES = Path(__file__).parent / "fixtures" / "shaders"
 
 
+def pytest_configure(config):
+    """Where bytecode may not be written beside the sources (PYTHONDONTWRITEBYTECODE), every kdgen/kdtrain
+    process the tests start would compile torch and torchvision from source again (about 12 of the 20 s a
+    tiny `kdtrain distill` takes on 2 cores). The tests' processes keep their bytecode in one folder of
+    this session instead, removed at its end: still nothing is written beside any source file."""
+    if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("PYTHONPYCACHEPREFIX"):
+        import atexit
+        import tempfile
+
+        cache = tempfile.mkdtemp(prefix="kdsurrogate-tests-pycache-")
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
+        os.environ["PYTHONPYCACHEPREFIX"] = cache
+        del os.environ["PYTHONDONTWRITEBYTECODE"]
+
+
 def shader_dir(tmp_path, *names) -> Path:
     """A folder `shaders` under tmp_path holding copies of the named fixture shaders."""
     root = tmp_path / "shaders"

@@ -10,6 +10,7 @@ import torch
 
 from kdtrain.data.holdout import held_out, load_held_out
 from kdtrain.data.shards import expand_patterns
+from kdtrain.errors import UserError
 from kdtrain.models.export import export_model
 from kdtrain.models.teachers import load_teacher
 from kdtrain.train.config import DistillConfig
@@ -97,3 +98,19 @@ def test_held_out_samples_are_measured_and_never_trained_on(world, tmp_path):
     assert len(rows) == 2 and all(0 <= float(r["holdout_agreement"]) <= 1 for r in rows)
     # the key hash keeps about the asked-for share out of training
     assert sum(held_out(u, f"{i:09d}", 0.05) for u in urls for i in range(1000)) in range(150, 250)
+
+
+def test_no_export_writes_only_the_checkpoint_and_a_resume_may_export_it(world, tmp_path):
+    out = tmp_path / "run"
+    summary = distill(_config(world, out, export=False))
+    assert summary["export"] is None and json.loads((out / "summary.json").read_text())["export"] is None
+    assert sorted(f.name for f in out.glob("student.*")) == ["student.pt"]
+    # the setting changes no training, so the finished run continues with it changed, and exports
+    again = distill(_config(world, out, resume=True))
+    assert again["steps"] == 6 and again["export"]["pt2"] == str(out / "student.pt2")
+    assert load_teacher(out / "student.pt2").num_classes == 10
+
+
+def test_export_setting_must_be_a_bool():
+    with pytest.raises(UserError, match="--export must be true or false, got no"):
+        DistillConfig(teacher="t.pt", data="fashion-mnist", export="no").validate()

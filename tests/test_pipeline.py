@@ -30,11 +30,12 @@ def test_tiny_pipeline_end_to_end(tmp_path):
         assert meta["num_samples"] > 0 and (d / sorted(meta["shards"])[0]).exists()
         assert (r / "sheets" / f"{name}.png").exists()
     assert (r / "teacher" / "teacher.pt").exists()
+    assert not list(r.rglob("*.pt2"))  # the tiny profile reads no export, so it makes none (--no-export)
     scores = json.loads((r / "scores" / "score.json").read_text())["sets"]
     report = (r / "RESULTS.md").read_text()
     for name in SETS:
         summary = json.loads((r / "students" / name / "summary.json").read_text())
-        assert summary["steps"] == 4
+        assert summary["steps"] == 4 and summary["export"] is None
         row = next(line for line in report.splitlines() if line.startswith(f"| `{name}` |"))
         assert f"{100 * summary['student_top1']:.1f}%" in row
     assert abs(scores["leaves"]["relative_entropy"] - float(

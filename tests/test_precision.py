@@ -93,8 +93,8 @@ def test_bf16_cpu_run_learns_and_logs_its_precision(world, tmp_path, native_bf16
 
 def test_bf16_resume_after_sigkill_matches_uninterrupted(world, tmp_path):
     args = ["distill", "--shards", str(world / "s" / "leaves-*.tar"), "--teacher", str(world / "teacher.pt"),
-            "--eval", "none", "--batch-size", "16", "--amp", "bf16", "--steps", "240", "--samples-per-epoch",
-            "1280", "--ckpt-every", "10", "--workers", "1", *QUIET]
+            "--eval", "none", "--batch-size", "16", "--amp", "bf16", "--steps", "60", "--samples-per-epoch",
+            "320", "--ckpt-every", "10", "--workers", "1", "--no-export", *QUIET]  # 3 epochs; killed in the first
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", precision.EMULATE_ENV: "1"}
     ref, out = tmp_path / "ref", tmp_path / "killed"
     subprocess.run([sys.executable, "-m", "kdtrain", *args, "--out", str(ref)], env=env, check=True,
@@ -102,10 +102,10 @@ def test_bf16_resume_after_sigkill_matches_uninterrupted(world, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "kdtrain", *args, "--out", str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kill_at_first_checkpoint(proc, out)
-    assert 0 < torch.load(out / "last.pt", weights_only=True)["step"] < 240
+    assert 0 < torch.load(out / "last.pt", weights_only=True)["step"] < 20
     subprocess.run([sys.executable, "-m", "kdtrain", *args, "--out", str(out), "--resume"], env=env, check=True,
                    capture_output=True)
     a = torch.load(ref / "student.pt", weights_only=True)["state_dict"]
     b = torch.load(out / "student.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert json.loads((out / "summary.json").read_text())["samples_seen"] == 240 * 16
+    assert json.loads((out / "summary.json").read_text())["samples_seen"] == 60 * 16

@@ -18,7 +18,8 @@ from kdtrain.train.config import DistillConfig
 TEACHER_COMMAND_FIELDS = ("data", "student", "eval", "eval_limit", "samples_per_epoch", "workers", "preset", "ra_n",
     "ra_m", "jitter", "mixup", "mixup_alpha", "label_smoothing", "epochs", "steps", "batch_size", "optimizer", "lr",
     "momentum", "nesterov", "weight_decay", "warmup", "min_lr", "grad_clip", "device", "threads", "amp", "compile",
-    "channels_last", "seed", "out", "resume", "ckpt_every", "ckpt_minutes", "log_every", "tensorboard", "progress")
+    "channels_last", "seed", "out", "export", "resume", "ckpt_every", "ckpt_minutes", "log_every", "tensorboard",
+    "progress")
 TEACHER_DEFAULTS = {"student": "resnet8", "preset": "crop-flip", "out": "runs/teacher", "weight_decay": 5e-4,
                     "epochs": 12, "lr": 0.1, "label_smoothing": 0.1}
 TEACHER_COMMAND_HELP = {

@@ -106,6 +106,9 @@ class DistillConfig:
     channels_last: bool = knob(True, "channels_last memory format (faster convolutions on CUDA and CPU)")
     seed: int = seed_knob("seed of initialisation, data order, augmentation and mixup")
     out: str = knob("runs/distill", "run folder (checkpoints, logs, summary)")
+    export: bool = knob(True, "end the run by writing the deployable model beside the checkpoint (MODEL.pt2 with "
+                              "its JSON, and MODEL.onnx with the onnx extra); --no-export for runs that are only "
+                              "evaluated, e.g. smoke tests (it takes a few seconds per run)")
     resume: bool = knob(False, "continue the run in --out from its last checkpoint")
     ckpt_every: int = knob(0, "also checkpoint every N steps (0: only at epoch ends and by time)")
     ckpt_minutes: float = knob(10.0, "also checkpoint when this many minutes passed since the last one")
@@ -115,7 +118,7 @@ class DistillConfig:
 
     # Fields that may differ on --resume without changing the result.
     RUNTIME_ONLY = ("resume", "progress", "tensorboard", "ckpt_every", "ckpt_minutes", "log_every", "out",
-                    "eval_limit", "holdout_limit", "device", "threads", "augment_on")
+                    "eval_limit", "holdout_limit", "device", "threads", "augment_on", "export")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,6 +165,7 @@ class DistillConfig:
         need(self.holdout_limit >= 1, "holdout-limit", "at least 1")
         need(self.augment_on in AUGMENT_ON, "augment-on", f"one of {', '.join(AUGMENT_ON)}")
         need(self.shuffle_buffer >= 1, "shuffle-buffer", "at least 1")
+        need(isinstance(self.export, bool), "export", "true or false")  # a config file's "no" would be truthy
         need(self.log_every >= 1, "log-every", "at least 1")
         need(self.ckpt_every >= 0, "ckpt-every", "at least 0 (0: off)")
         need(finite(self.ckpt_minutes) and self.ckpt_minutes > 0, "ckpt-minutes", "a positive number")

@@ -585,7 +585,7 @@ class Run:
             "shards_seen_by_rank": shards_by_rank if self.cfg.shards else None,
         }
         if self.main:
-            summary["export"] = self._export()
+            summary["export"] = self._export() if self.cfg.export else None
             write_json(self.out / "summary.json", summary)
         return summary
 
